@@ -1,0 +1,1 @@
+"""Dataset preparation: from raw sources to train/val/test story records."""

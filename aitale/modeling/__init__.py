@@ -1,0 +1,1 @@
+"""Tokenizer, model construction, data packing and the training loop."""

@@ -1,0 +1,62 @@
+"""Resumable checkpoints in a folder that DVC persists across runs (``persist: true``).
+
+A checkpoint is only reused by the run that wrote it: each file carries a fingerprint of
+the params, data and tokenizer, and one from a different configuration is discarded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+LAST, BEST = "last.pt", "best.pt"
+
+
+class Checkpoints:
+    def __init__(self, folder: str | Path, fingerprint: str):
+        self.folder = Path(folder)
+        self.fingerprint = fingerprint
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for name in (LAST, BEST):
+            if (self.folder / name).exists() and self._read(name) is None:
+                log.info("discarding %s: written by a run with other params or data", self.folder / name)
+                (self.folder / name).unlink()
+
+    def save_last(self, model: torch.nn.Module, optimizer, scheduler, state: dict[str, Any]) -> None:
+        self._write(LAST, {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "state": state,
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
+        })
+
+    def save_best(self, model: torch.nn.Module) -> None:
+        self._write(BEST, {"model": model.state_dict()})
+
+    def load_last(self) -> dict[str, Any] | None:
+        return self._read(LAST)
+
+    def load_best(self) -> dict[str, torch.Tensor] | None:
+        saved = self._read(BEST)
+        return None if saved is None else saved["model"]
+
+    def _write(self, name: str, payload: dict[str, Any]) -> None:
+        # Written aside and renamed: a kill during the write leaves the previous checkpoint intact.
+        tmp = self.folder / f".{name}.tmp"
+        torch.save({"fingerprint": self.fingerprint, **payload}, tmp)
+        os.replace(tmp, self.folder / name)
+
+    def _read(self, name: str) -> dict[str, Any] | None:
+        path = self.folder / name
+        if not path.exists():
+            return None
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        return saved if saved["fingerprint"] == self.fingerprint else None

@@ -1,0 +1,68 @@
+"""Experiment tracking with DVCLive: losses, learning rate, speed, memory and sample stories.
+
+``dvcyaml=False``: the plots are declared in ``dvc.yaml`` by hand, and no tool rewrites it.
+Only the main process logs. Samples are written as Markdown and rendered as PNG images,
+which ``dvc plots show`` and the DVCLive report display next to the loss curves.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from dvclive import Live
+from PIL import Image, ImageDraw, ImageFont
+
+
+class Tracker:
+    def __init__(self, folder: str | Path, enabled: bool, params: dict | None = None):
+        self.folder = Path(folder)
+        self.enabled = enabled
+        self.params = params or {}
+        self.live: Live | None = None
+
+    def start(self, resumed: bool, step: int) -> None:
+        if not self.enabled:
+            return
+        self.live = Live(str(self.folder), resume=resumed, dvcyaml=False, save_dvc_exp=False, report=None)
+        self.live.step = step
+        self.live.log_params(self.params)
+
+    def log_step(self, step: int, metrics: dict[str, float]) -> None:
+        self._log(step, metrics)
+
+    def log_eval(self, step: int, metrics: dict[str, float]) -> None:
+        self._log(step, metrics)
+
+    def log_samples(self, step: int, samples: dict[str, str]) -> None:
+        if self.live is None:
+            return
+        text = "".join(f"## {title}\n\n{story}\n\n" for title, story in samples.items())
+        folder = self.folder / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"step-{step:06d}.md").write_text(f"# Samples at step {step}\n\n{text}", encoding="utf-8")
+        self.live.log_image(f"samples/step-{step:06d}.png", render_text(f"Step {step}\n\n{text}"))
+
+    def end(self) -> None:
+        if self.live is not None:
+            self.live.end()
+
+    def _log(self, step: int, metrics: dict[str, float]) -> None:
+        if self.live is None:
+            return
+        self.live.step = step
+        for name, value in metrics.items():
+            self.live.log_metric(name, value)
+        self.live.make_summary()
+
+
+def render_text(text: str, width: int = 100) -> Image.Image:
+    """Plain text as a white PNG page: sample stories are read, not plotted."""
+    lines = [wrapped for line in text.splitlines() for wrapped in (textwrap.wrap(line, width) or [""])]
+    font = ImageFont.load_default()
+    line_height = 14
+    image = Image.new("RGB", (width * 7 + 20, line_height * len(lines) + 20), "white")
+    draw = ImageDraw.Draw(image)
+    for i, line in enumerate(lines):
+        draw.text((10, 10 + i * line_height), line, fill="black", font=font)
+    return image

@@ -1,0 +1,1 @@
+"""DVC stages: each module is one stage of ``dvc.yaml`` and one section of ``params.yaml``."""
