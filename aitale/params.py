@@ -120,12 +120,13 @@ class FilterRule(Strict):
 
 class DedupeParams(Strict):
     near_duplicate: float = Field(gt=0, le=1, description="TF-IDF cosine at or above which two stories are one tale told twice: the later copy is dropped")
+    near_duplicate_same_title: float = Field(gt=0, le=1, description="the same, for two stories with similar titles")
     same_tale: float = Field(gt=0, le=1, description="cosine at or above which two stories are kept together in one split")
 
     @model_validator(mode="after")
     def _ordered(self) -> "DedupeParams":
-        if self.same_tale > self.near_duplicate:
-            raise ValueError("same_tale must not exceed near_duplicate")
+        if self.same_tale > self.near_duplicate or self.near_duplicate_same_title > self.near_duplicate:
+            raise ValueError("same_tale and near_duplicate_same_title must not exceed near_duplicate")
         return self
 
 

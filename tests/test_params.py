@@ -35,7 +35,7 @@ def test_repository_params_are_valid():
         ("split.vall", 0.1, "prepare.split.vall: Extra inputs are not permitted"),
         ("min_words", "80", "prepare.min_words: Input should be a valid integer"),
         ("split.val", 0.7, "prepare.split.val: Input should be less than 0.5"),
-        ("dedupe.same_tale", 0.9, "prepare.dedupe: Value error, same_tale must not exceed near_duplicate"),
+        ("dedupe.same_tale", 0.9, "prepare.dedupe: Value error, same_tale and near_duplicate_same_title must not"),
         ("augment.methods", ["back_translation"], "prepare.augment.methods.0: Input should be"),
         ("filter.violence", {"terms": []}, "prepare.filter.violence.terms: List should have at least 1 item"),
     ],

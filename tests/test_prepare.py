@@ -13,7 +13,7 @@ from tests.conftest import REPO, manifest, run_stage
 
 SPLITS = ("train", "val", "test")
 FIELDS = {"id", "title", "text", "source", "collection", "age_group", "themes", "augmented", "structured", "tale"}
-BOILERPLATE = re.compile(r"project gutenberg|gutenberg\.org|\bcontents\b|\[illustration|transcriber|e-text", re.I)
+BOILERPLATE = re.compile(r"(?i:project gutenberg|gutenberg\.org|\[illustration|transcriber|e-text)|CONTENTS|^contents$", re.M)
 
 
 def reference_params(tmp_path: Path, corpus_dir: Path) -> Path:

@@ -6,9 +6,8 @@ import json
 import logging
 from pathlib import Path
 
-import textstat
-
 from aitale.data.gutenberg import parse_book
+from aitale.data.readability import reading_grade
 from aitale.data.records import Story, slugify
 from aitale.errors import SourceError
 
@@ -55,7 +54,7 @@ def load_books(folder: str | Path) -> list[Story]:
 
 
 def age_group_for(text: str) -> str:
-    grade = textstat.flesch_kincaid_grade(text)
+    grade = reading_grade(text)
     return next((age for limit, age in GRADE_TO_AGE if grade < limit), "9-12")
 
 

@@ -3,8 +3,11 @@
 Two translations of one Grimm tale share few exact phrases but most of their content
 words (names, objects, events), so similarity is the cosine between TF-IDF vectors of
 content words. Pairs above ``near_duplicate`` are one tale told twice: the later copy (in
-source order) is dropped. Pairs above the lower ``same_tale`` are kept but grouped, so
-that the split never puts related tellings on both sides of the train/test line.
+source order) is dropped. A fable of eighty words shares too few words with its other
+translation for that, but keeps its title ("The Frog and the Ox", "The Ox and the Frog"):
+pairs from two books whose titles have the same words need only ``near_duplicate_same_title``. Pairs above
+the lower ``same_tale`` are kept but grouped, so that the split never puts related
+tellings on both sides of the train/test line.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from aitale.data.records import Story
 from aitale.params import DedupeParams
+
+
+_TITLE_STOPWORDS = {"the", "a", "an", "and", "of", "or", "his", "her", "their", "story", "tale", "history"}
 
 
 @dataclass(frozen=True)
@@ -34,11 +40,19 @@ def deduplicate(stories: list[Story], params: DedupeParams) -> tuple[list[Story]
     if len(kept) < 2:
         return kept, dropped
     similarity = _similarity(kept)
+    titles = [_title_words(story.title) for story in kept]
     survivors: list[int] = []
     for i, story in enumerate(kept):
         best = survivors[int(np.argmax(similarity[i, survivors]))] if survivors else None
         if best is not None and similarity[i, best] >= params.near_duplicate:
             dropped.append(Duplicate(story, kept[best].id, "near", round(float(similarity[i, best]), 4)))
+            continue
+        namesakes = [j for j in survivors if titles[i] and titles[i] == titles[j]
+                     and kept[j].collection != story.collection  # translations live in other books
+                     and similarity[i, j] >= params.near_duplicate_same_title]
+        if namesakes:
+            j = max(namesakes, key=lambda j: similarity[i, j])
+            dropped.append(Duplicate(story, kept[j].id, "near", round(float(similarity[i, j]), 4)))
         else:
             survivors.append(i)
     _group_tales([kept[i] for i in survivors], similarity[np.ix_(survivors, survivors)], params.same_tale)
@@ -56,6 +70,11 @@ def _drop_exact(stories: list[Story]) -> tuple[list[Story], list[Duplicate]]:
             first[key] = story
             kept.append(story)
     return kept, dropped
+
+
+def _title_words(title: str) -> frozenset[str]:
+    words = re.findall(r"[a-z]+", title.lower())
+    return frozenset(w.removesuffix("s") for w in words if w not in _TITLE_STOPWORDS and len(w) > 1)
 
 
 def _similarity(stories: list[Story]) -> np.ndarray:

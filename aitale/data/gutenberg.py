@@ -9,7 +9,8 @@ A book goes through three steps (``parse_book`` runs them all):
 Splitting leans on the book's own table of contents: each contents entry is looked up as a
 standalone heading line in the body, in contents order, which copes with headings that are
 spelled a little differently from the contents (case, numbering, punctuation, footnote
-marks). A book without a usable contents falls back to spotting upper-case headings.
+marks). A book without a usable contents falls back to spotting headings by their shape:
+a short capitalised line set apart by blank lines.
 """
 
 from __future__ import annotations
@@ -42,10 +43,9 @@ _CONTENTS_HEADING = re.compile(r"(table of )?contents|story list|list of (storie
 # Sections that are not stories, wherever they stand: the text under them is dropped
 # until the next story heading.
 _NON_STORY_HEADING = re.compile("|".join([
-    r"(table of )?contents", r"story list", r"list of (stories|tales|fables)",
-    r"(list of |full page )?illustrations", r"in (colour|color|black and white)",
+    _CONTENTS_HEADING.pattern, r"(list of |full page )?illustrations", r"in (colour|color|black and white)",
     r"preface", r"introduction( .*)?", r"introductory", r"dedication", r"foreword",
-    r"(transcriber|editor|preparer) s notes?", r"footnotes?", r"(a )?short history of .*",
+    r"(transcriber|editor|preparer) s notes?", r"footnotes?", r"(a )?short history of .*", r"page",
 ]))
 
 # Sections that end the stories: nothing after the first of these is a story, which keeps
@@ -56,12 +56,13 @@ _BACK_MATTER_HEADING = re.compile("|".join([
     r"the end", r"and this is the end of .*", r"uniform with this volume", r"advertisements?",
 ]))
 
-# Headings inside a story ("FIRST STORY", "CHAPTER II", "1. HOW THEY WENT ..."): never
-# the start of a new story, even when the contents lists them.
-_SUB_HEADING = re.compile(
-    r"(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last) (story|part|tale|chapter|adventure)"
-    r"|(chapter|part|book|section) [0-9ivxlc]+"
-)
+# Headings inside a story ("FIRST STORY", "CHAPTER II", "The Moral"): never the start of
+# a new story, even when the contents lists them. (Numbered parts such as "1. HOW THEY
+# WENT ..." are recognised by their numbering, see _read_contents and _is_fallback_title.)
+_SUB_HEADING = re.compile("|".join([
+    r"(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last) (story|part|tale|chapter|adventure)",
+    r"(chapter|part|book|section) [0-9ivxlc]+", r"(the )?moral", r"another( moral)?",
+]))
 
 # --- Line-level patterns ----------------------------------------------------------------
 _START_MARKER = re.compile(r"^\*{3}\s*START OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK\b.*$", re.I | re.M)
@@ -90,7 +91,7 @@ _SMALL_WORDS = frozenset("a an and as at but by for from in into nor of on or th
 
 _MAX_HEADING_CHARS = 100
 _MAX_HEADING_WORDS = 20
-_FUZZY_MIN_RATIO = 0.75  # "The Sleeping Beauty in the Woods" vs "... in the Wood": 0.98
+_FUZZY_MIN_RATIO = 0.75  # difflib ratio; "Riquet of the Tuft" vs "Riquet with the Tuft" is 0.84
 
 
 def parse_book(raw: bytes, book_id: int) -> list[BookStory]:
@@ -110,7 +111,8 @@ def decode_book(raw: bytes, book_id: int) -> str:
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise SourceError(f"{name} is not valid UTF-8 (bad byte at offset {err.start}): "
+        offset = err.start + len(raw) - len(content)  # in the file, BOM included
+        raise SourceError(f"{name} is not valid UTF-8 (bad byte at offset {offset}): "
                           "re-download it or fix the mirror (data.gutenberg.mirror)") from err
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
@@ -120,11 +122,11 @@ def strip_boilerplate(text: str, book_id: int) -> str:
     name = _book_name(book_id)
     start = _START_MARKER.search(text)
     if start is None:
-        raise SourceError(f"{name} has no '*** START OF THE PROJECT GUTENBERG EBOOK' marker: "
+        raise SourceError(f"{name} has no start marker ('*** START OF THE PROJECT GUTENBERG EBOOK ...'): "
                           "it is not a Project Gutenberg plain-text book, or its header was cut off")
     end = _END_MARKER.search(text, start.end())
     if end is None:
-        raise SourceError(f"{name} has no '*** END OF THE PROJECT GUTENBERG EBOOK' marker: "
+        raise SourceError(f"{name} has no end marker ('*** END OF THE PROJECT GUTENBERG EBOOK ...'): "
                           "the download is truncated; re-download it")
     body = _END_NOTICE.sub("", text[start.end():end.start()])
     paragraphs = re.split(r"\n[ \t]*\n", body.strip("\n"))
@@ -200,17 +202,20 @@ def _heading_candidates(lines: list[str]) -> list[_Heading]:
 
     A line ending in a page number ("NOTES AND REFERENCES    227") is a contents entry.
     """
-    candidates = []
+    candidates, blank_run = [], 0
     for i, line in enumerate(lines):
         text = line.strip()
-        if not text or len(text) > _MAX_HEADING_CHARS or _PAGE_NUMBER.search(text):
+        if not text:
+            blank_run += 1
             continue
-        if (i > 0 and lines[i - 1].strip()) or (i + 1 < len(lines) and lines[i + 1].strip()):
+        blanks_before, blank_run = blank_run, 0
+        if (i > 0 and not blanks_before) or (i + 1 < len(lines) and lines[i + 1].strip()):
+            continue
+        if len(text) > _MAX_HEADING_CHARS or _PAGE_NUMBER.search(text):
             continue
         number, key = _title_key(text)
         if key and any(ch.isalpha() for ch in key):
-            blanks = next((n for n, above in enumerate(reversed(lines[:i])) if above.strip()), i)
-            candidates.append(_Heading(i, text, key, number, blanks))
+            candidates.append(_Heading(i, text, key, number, blanks_before))
     return candidates
 
 
@@ -351,11 +356,13 @@ def _match_contents(entries: list[_Entry], headings: list[_Heading]) -> list[_He
             high = min((h.line for h in found[index + 1:] if h), default=past_end)
             found[index] = _closest_heading(entry, [h for h in titles if low < h.line < high])
 
-    first = min((h.line for h in found if h), default=0)
+    used = {h.line for h in found if h}
+    first = min(used, default=0)
     for index, entry in enumerate(entries):
-        if found[index] is None:
-            used = {h.line for h in found if h}
-            found[index] = next((h for h in by_key.get(entry.key, ()) if h.line > first and h.line not in used), None)
+        match = next((h for h in by_key.get(entry.key, ()) if h.line > first and h.line not in used), None)
+        if found[index] is None and match is not None:
+            found[index] = match
+            used.add(match.line)
     return sorted((h for h in found if h), key=lambda h: h.line)
 
 
@@ -440,8 +447,8 @@ def _title(heading: str) -> str:
     """Human title in Title Case from a heading line: "THE FIEND.[18]" -> "The Fiend".
 
     Small words stay lower case unless they open the title or follow a full stop
-    ("The Water-Lily. The Gold-Spinners", "Fairer-than-a-Fairy"); a heading in mixed case
-    keeps its inner capitals ("McDonald").
+    ("The Master Cat; or, Puss in Boots", "The Water-Lily. The Gold-Spinners"); a heading
+    in mixed case keeps its inner capitals ("McDonald").
     """
     text = _NUMBERING.sub("", _ASIDE.sub(" ", normalize_text(heading)))
     text = re.sub(r"\s+", " ", text).strip(" .:")

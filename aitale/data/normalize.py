@@ -29,6 +29,8 @@ _CHARACTER_MAP = str.maketrans({
 _BLANK_LINES = re.compile(r"\n[ \t]*\n\s*")
 _WHITESPACE = re.compile(r"\s+")
 _DASH_RUN = re.compile(r"-{3,}")  # "----" (a long dash) reads the same as "--"
+# A whitespace-separated token holding a letter or digit ("--" and "..." are not words).
+_WORD = re.compile(r"(?<!\S)[^\s\w]*\w\S*")
 
 
 def normalize_text(text: str) -> str:
@@ -47,4 +49,4 @@ def normalize_text(text: str) -> str:
 
 def word_count(text: str) -> int:
     """Words in ``text``: whitespace-separated tokens holding at least one letter or digit."""
-    return sum(1 for token in text.split() if any(ch.isalnum() for ch in token))
+    return len(_WORD.findall(text))

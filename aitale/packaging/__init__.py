@@ -1,0 +1,1 @@
+"""Publishing trained weights as self-contained model folders: generation config and model card."""

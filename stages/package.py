@@ -1,0 +1,84 @@
+"""Package stage: publish trained weights as self-contained model folders.
+
+Copies the broad model to ``--output-dir`` and every specialised model to
+``--specialised-dir/<name>``, each with the ``generate`` params as its
+``generation_config.json`` and a model card. Kept apart from training so that changing
+only a generation setting reruns this and the evaluation, never the training.
+
+    python -m stages.package --weights models/weights --metrics metrics \\
+        --output-dir models/storyteller --specialised-dir models/specialised
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from transformers import GenerationConfig
+
+from aitale import cli
+from aitale.errors import ParamsError
+from aitale.io import atomic_dir
+from aitale.packaging.model_card import model_card
+from aitale.params import GenerateParams, ModelParams, SpecialiseParams, TrainParams, load_section
+
+log = logging.getLogger("package")
+
+BROAD = "storyteller"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.stage_parser(__doc__, GenerateParams, "generate")
+    parser.add_argument("--weights", required=True, help="folder of trained models: storyteller/ and one per slice")
+    parser.add_argument("--metrics", required=True, help="folder of the training metrics (train.json, specialise/)")
+    parser.add_argument("--output-dir", required=True, help="where the broad model is published")
+    parser.add_argument("--specialised-dir", required=True, help="where the specialised models are published")
+    args = parser.parse_args(argv)
+    cli.setup_logging()
+    try:
+        generate = load_section(GenerateParams, "generate", args.config, cli.overrides(args))
+        model = load_section(ModelParams, "model", args.config)
+        train = load_section(TrainParams, "train", args.config)
+        specialise = load_section(SpecialiseParams, "specialise", args.config)
+    except ParamsError as err:
+        log.error("%s", err)
+        return 2
+
+    weights, metrics = Path(args.weights), Path(args.metrics)
+    data_metrics = json.loads((metrics / "data.json").read_text())
+    hp = train.scratch if model.scratch else train.pretrained
+    base_params = {"model": model.model_dump(), "train": hp.model_dump(), "generate": generate.model_dump()}
+    publish(weights / BROAD, Path(args.output_dir), BROAD, generate, base_params,
+            json.loads((metrics / "train.json").read_text()), data_metrics, None)
+    slices = {**specialise.groups, **specialise.styles}
+    with atomic_dir(args.specialised_dir) as staging:
+        for name, selector in sorted(slices.items()):
+            slice_ = selector.model_dump(exclude_none=True)
+            params = {**base_params, "specialise": {"learning_rate": specialise.learning_rate,
+                                                    "epochs": specialise.epochs, "slice": slice_}}
+            publish(weights / name, staging / name, name, generate, params,
+                    json.loads((metrics / "specialise" / f"{name}.json").read_text()), data_metrics, slice_)
+    log.info("published %s and %d specialised models", args.output_dir, len(slices))
+    return 0
+
+
+def publish(source: Path, target: Path, name: str, generate: GenerateParams, params: dict,
+            train_metrics: dict, data_metrics: dict, slice_: dict | None) -> None:
+    with atomic_dir(target) as staging:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        config = json.loads((source / "config.json").read_text())
+        GenerationConfig(
+            **generate.model_dump(exclude={"seed"}),
+            bos_token_id=config.get("bos_token_id"),
+            eos_token_id=config.get("eos_token_id"),
+            pad_token_id=config.get("pad_token_id"),
+        ).save_pretrained(staging)
+        (staging / "README.md").write_text(model_card(name, params, train_metrics, data_metrics, slice_),
+                                           encoding="utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
