@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     data_metrics = json.loads((metrics / "data.json").read_text())
     hp = train.scratch if model.scratch else train.pretrained
     base_params = {"model": model.model_dump(), "train": hp.model_dump(), "generate": generate.model_dump()}
-    publish(weights / BROAD, Path(args.output_dir), BROAD, generate, base_params,
+    publish(weights / BROAD, Path(args.output_dir), args.output_dir, generate, base_params,
             json.loads((metrics / "train.json").read_text()), data_metrics, None)
     slices = {**specialise.groups, **specialise.styles}
     with atomic_dir(args.specialised_dir) as staging:
@@ -59,13 +59,13 @@ def main(argv: list[str] | None = None) -> int:
             slice_ = selector.model_dump(exclude_none=True)
             params = {**base_params, "specialise": {"learning_rate": specialise.learning_rate,
                                                     "epochs": specialise.epochs, "slice": slice_}}
-            publish(weights / name, staging / name, name, generate, params,
+            publish(weights / name, staging / name, f"{args.specialised_dir}/{name}", generate, params,
                     json.loads((metrics / "specialise" / f"{name}.json").read_text()), data_metrics, slice_)
     log.info("published %s and %d specialised models", args.output_dir, len(slices))
     return 0
 
 
-def publish(source: Path, target: Path, name: str, generate: GenerateParams, params: dict,
+def publish(source: Path, target: Path, published_as: str, generate: GenerateParams, params: dict,
             train_metrics: dict, data_metrics: dict, slice_: dict | None) -> None:
     with atomic_dir(target) as staging:
         shutil.copytree(source, staging, dirs_exist_ok=True)
@@ -76,8 +76,8 @@ def publish(source: Path, target: Path, name: str, generate: GenerateParams, par
             eos_token_id=config.get("eos_token_id"),
             pad_token_id=config.get("pad_token_id"),
         ).save_pretrained(staging)
-        (staging / "README.md").write_text(model_card(name, params, train_metrics, data_metrics, slice_),
-                                           encoding="utf-8")
+        card = model_card(Path(published_as).name, published_as, params, train_metrics, data_metrics, slice_)
+        (staging / "README.md").write_text(card, encoding="utf-8")
 
 
 if __name__ == "__main__":

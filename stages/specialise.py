@@ -22,6 +22,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from aitale import cli
 from aitale.errors import ParamsError
+from aitale.io import read_jsonl
 from aitale.modeling import runtime as rt
 from aitale.modeling.blocks import load_blocks
 from aitale.modeling.model import model_context
@@ -58,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
 
     selector = entries[args.name]
     keep = slice_filter(selector)
+    for split in (args.train, args.val):
+        if not any(keep(record) for record in read_jsonl(split)):
+            log.error("specialise.%s.%s: no stories of %s in %s; choose a broader slice or a larger val split",
+                      args.kind, args.name, selector.model_dump(exclude_none=True), split)
+            return 2
     runtime = rt.start(train_params.precision)
     torch.manual_seed(train_params.seed)
     tokenizer = AutoTokenizer.from_pretrained(args.base_model)

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,3 +34,46 @@ def manifest(corpus: Path) -> dict[int, dict[str, str]]:
     lines = (corpus / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()
     header = lines[0].split("\t")
     return {int(row.split("\t")[0]): dict(zip(header, row.split("\t"))) for row in lines[1:]}
+
+
+TINY = {
+    "model": {"vocab_size": 400, "context": 64, "n_layer": 1, "n_head": 2, "n_embd": 32},
+    "train": {"eval_every": 3, "checkpoint_every": 2, "sample_every": 4, "sample_prompts": ["The Tiny Test"],
+              "scratch": {"batch_size": 8, "epochs": 1, "max_steps": 6, "block_size": 64, "warmup_steps": 1}},
+    "specialise": {"epochs": 1, "groups": {"age-3-5": {"age_group": "3-5"}}, "styles": {"fable": {"style": "fable"}}},
+    "generate": {"min_new_tokens": 5, "max_new_tokens": 20},
+}
+
+
+REPLACED = {"groups", "styles"}  # lists of models: a test's entries replace the repository's
+
+
+def merge(base: dict, changes: dict) -> dict:
+    merged = dict(base)
+    for key, value in changes.items():
+        nested = isinstance(value, dict) and key in base and key not in REPLACED
+        merged[key] = merge(base[key], value) if nested else value
+    return merged
+
+
+def tiny_params(path: Path, **sections: dict) -> Path:
+    """The repository's params.yaml shrunk to a model that trains in seconds, plus ``sections`` changes."""
+    params = merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
+    path.write_text(yaml.safe_dump(merge(params, sections), sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """The custom stories prepared once: ``<dir>/processed/{train,val,test}.jsonl`` and ``<dir>/tokenizer``."""
+    root = tmp_path_factory.mktemp("tiny_data")
+    config = tiny_params(root / "params.yaml")
+    for stage, args in [
+        ("download", ["--output-dir", str(root / "raw")]),
+        ("prepare", ["--stories", str(REPO / "data/stories"), "--books", str(root / "raw"),
+                     "--output-dir", str(root / "processed"), "--metrics", str(root / "data.json")]),
+        ("tokenizer", ["--train", str(root / "processed/train.jsonl"), "--output-dir", str(root / "tokenizer")]),
+    ]:
+        result = run_stage(stage, *args, config=config)
+        assert result.returncode == 0, result.stderr
+    return root

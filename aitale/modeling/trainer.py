@@ -23,6 +23,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from aitale.data.structure import prompt
 from aitale.modeling.blocks import Blocks
 from aitale.modeling.checkpoint import Checkpoints
+from aitale.modeling.model import model_context
 from aitale.modeling.runtime import Runtime
 from aitale.modeling.tracking import Tracker
 from aitale.params import Hyperparams
@@ -192,7 +193,8 @@ def sample_stories(model: PreTrainedModel, tokenizer, titles: list[str], runtime
         torch.manual_seed(0)
         for title in titles:
             ids = tokenizer(prompt(title), return_tensors="pt").input_ids.to(runtime.device)
-            out = model.generate(ids, max_new_tokens=SAMPLE_TOKENS, pad_token_id=tokenizer.pad_token_id,
+            room = model_context(model) - ids.shape[1]
+            out = model.generate(ids, max_new_tokens=min(SAMPLE_TOKENS, room), pad_token_id=tokenizer.pad_token_id,
                                  **SAMPLE_SETTINGS)
             samples[title] = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()
     model.train()

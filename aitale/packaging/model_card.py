@@ -7,7 +7,7 @@ import json
 import yaml
 
 
-def model_card(name: str, params: dict, train_metrics: dict, data_metrics: dict, slice_: dict | None) -> str:
+def model_card(name: str, path: str, params: dict, train_metrics: dict, data_metrics: dict, slice_: dict | None) -> str:
     header = {
         "library_name": "transformers",
         "pipeline_tag": "text-generation",
@@ -47,7 +47,7 @@ def model_card(name: str, params: dict, train_metrics: dict, data_metrics: dict,
         "## Use",
         "```python",
         "from transformers import pipeline",
-        f'generator = pipeline("text-generation", model="models/{name}")',
+        f'generator = pipeline("text-generation", model="{path}")',
         'print(generator("<|title|>The Brave Little Kettle\\n<|beginning|>")[0]["generated_text"])',
         "```",
         "",

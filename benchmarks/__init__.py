@@ -1,0 +1,1 @@
+"""Stand-alone measurements of the pipeline (not part of the DVC stages, not run by the tests)."""

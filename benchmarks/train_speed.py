@@ -1,0 +1,551 @@
+"""Training speed: the train stage's loop against a plain fp32 PyTorch loop, on this machine.
+
+Both train the scratch model of ``params.yaml`` (``model`` section) from the same seeded
+initial weights, on the same packed blocks in the same order (the stage's seeded
+permutation), with the same batch and block size and the same dropout RNG stream:
+
+* ``baseline``: a minimal hand-written loop: fp32 eager, ``AdamW(lr)``, forward with
+  labels, backward, step (no warmup, decay, clipping or weight-decay groups);
+* ``stage``: :func:`aitale.modeling.trainer.fit` itself, as ``stages.train`` calls it, with
+  ``train.precision`` from params.yaml (``auto``: bf16 autocast on a CPU with native bf16).
+
+The two run in lockstep, one optimizer step each in turn, so that other load on the machine
+falls on both alike: ``fit`` drives, and its tracker's ``log_step`` (called after each of its
+steps, outside the step time ``fit`` measures) runs the baseline's step, and one step of each
+cheap variant of the stage's step (fused AdamW, torch.compile, eager attention, one thread,
+fp32, no attention dropout) for the first ``--variant-steps`` steps. Every run keeps its own
+RNG state, so ``fit`` trains exactly as it would alone.
+
+Tokens/s leave out the first ``--warmup`` steps (allocation, oneDNN kernel selection,
+compilation). Losses: the mean train loss over the last ``--tail`` steps and the val loss
+of the final weights, evaluated the same way (fp32) for every run.
+
+    .venv/bin/python -m benchmarks.train_speed            # the stage's full schedule (~5 min)
+    .venv/bin/python -m benchmarks.train_speed --quick    # 12 steps, two variants (~1 min)
+
+Results: benchmarks/results/train_speed.json (with the machine), and a table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import AutoTokenizer, PreTrainedModel
+
+from aitale.modeling import runtime as rt
+from aitale.modeling import trainer
+from aitale.modeling.blocks import load_blocks
+from aitale.modeling.checkpoint import Checkpoints
+from aitale.modeling.model import build_model, model_context
+from aitale.modeling.tracking import Tracker
+from aitale.params import Hyperparams, ModelParams, TrainParams, load_section
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "train_speed.json"
+QUICK_STEPS = 12
+QUICK_VARIANTS = ["fused_adamw", "eager_attention"]
+GOAL_RATIO = 1.5
+# A variant is worth adopting when it is this much faster than the stage's own step and its
+# val loss is no more than LOSS_SLACK worse (dropout masks differ, so losses are not bit-equal).
+CLEAR_SPEEDUP = 1.05
+LOSS_SLACK = 0.02
+
+log = logging.getLogger("train_speed")
+
+
+# --- data --------------------------------------------------------------------------------
+
+
+@dataclass
+class Data:
+    train_path: Path
+    val_path: Path
+    tokenizer_dir: Path
+    source: str
+
+
+def prepare_data(config: Path, fresh: bool, workdir: Path) -> Data:
+    """The pipeline's own data: reused from data/processed + models/tokenizer, or made by the stages."""
+    processed, tokenizer_dir = REPO / "data" / "processed", REPO / "models" / "tokenizer"
+    have = all(p.is_file() for p in (processed / "train.jsonl", processed / "val.jsonl", tokenizer_dir / "tokenizer.json"))
+    if have and not fresh:
+        return Data(processed / "train.jsonl", processed / "val.jsonl", tokenizer_dir,
+                    "reused data/processed and models/tokenizer")
+    raw, processed, tokenizer_dir = workdir / "raw", workdir / "processed", workdir / "tokenizer"
+    commands = [
+        ["stages.download", "--output-dir", raw],
+        ["stages.prepare", "--stories", REPO / "data" / "stories", "--books", raw, "--output-dir", processed,
+         "--metrics", workdir / "data.json"],
+        ["stages.tokenizer", "--train", processed / "train.jsonl", "--output-dir", tokenizer_dir],
+    ]
+    for module, *args in commands:
+        log.info("running %s", module)
+        subprocess.run([sys.executable, "-m", module, *map(str, args), "--config", str(config)],
+                       cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    return Data(processed / "train.jsonl", processed / "val.jsonl", tokenizer_dir,
+                f"made by stages.download/prepare/tokenizer in a temp dir ({config.name})")
+
+
+# --- one run's step, outside fit ---------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """A training run stepped by hand: the baseline, or a variant of the stage's step."""
+
+    name: str
+    what: str
+    model: PreTrainedModel
+    step_fn: Callable[[torch.Tensor], float]
+    steps: int
+    rng: torch.Tensor
+    threads: int | None = None
+    adopt: str = ""
+    times: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    error: str | None = None
+
+    def step(self, batch: torch.Tensor) -> None:
+        if self.error is not None or len(self.times) >= self.steps:
+            return
+        threads = torch.get_num_threads()
+        torch.set_rng_state(self.rng)
+        try:
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            started = time.perf_counter()
+            loss = self.step_fn(batch)
+            self.times.append(time.perf_counter() - started)
+            self.losses.append(loss)
+        except Exception as err:  # a variant that fails (e.g. no compiler) is reported, not fatal
+            self.error = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+            log.warning("%s failed: %s", self.name, self.error)
+        finally:
+            self.rng = torch.get_rng_state()
+            torch.set_num_threads(threads)
+
+
+def baseline_run(model: PreTrainedModel, hp: Hyperparams, steps: int, rng: torch.Tensor) -> Run:
+    """The plain loop: fp32 eager, AdamW at the same lr, forward with labels, backward, step."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=hp.learning_rate)
+    model.train()
+
+    def step(batch: torch.Tensor) -> float:
+        total = 0.0
+        for chunk in batch.split(hp.batch_size):
+            loss = model(input_ids=chunk, labels=chunk).loss
+            (loss * len(chunk) / len(batch)).backward()
+            total += loss.item() * len(chunk)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return total / len(batch)
+
+    return Run("baseline", "plain PyTorch loop: fp32 eager, AdamW(lr), no schedule/clip", model, step, steps, rng)
+
+
+def stage_like_run(
+    name: str,
+    what: str,
+    model: PreTrainedModel,
+    hp: Hyperparams,
+    total: int,
+    steps: int,
+    rng: torch.Tensor,
+    dtype: torch.dtype | None,
+    *,
+    fused: bool = False,
+    compile_model: bool = False,
+    threads: int | None = None,
+    adopt: str = "",
+) -> Run:
+    """``fit``'s step (param groups, betas, warmup/decay, autocast, clipping) with one thing changed."""
+    model.train()
+    extra = {"fused": True} if fused else {}
+    optimizer = torch.optim.AdamW(trainer._param_groups(model, hp.weight_decay), lr=hp.learning_rate,
+                                  betas=trainer.BETAS, **extra)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, trainer._linear_warmup_decay(hp.warmup_steps, total))
+    net = torch.compile(model) if compile_model else model
+
+    def step(batch: torch.Tensor) -> float:
+        total_loss = 0.0
+        for chunk in batch.split(hp.batch_size):
+            with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+                loss = net(input_ids=chunk, labels=chunk).loss
+            (loss * len(chunk) / len(batch)).backward()
+            total_loss += loss.item() * len(chunk)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), trainer.GRAD_CLIP)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return total_loss / len(batch)
+
+    return Run(name, what, model, step, steps, rng, threads=threads, adopt=adopt)
+
+
+# --- the stage's fit, driving the others ----------------------------------------------------
+
+
+class LockstepTracker(Tracker):
+    """Records fit's own per-step figures; after each fit step, steps every other run once."""
+
+    def __init__(self, runs: list[Run], batches: list[torch.Tensor], check_step: int, check: Callable[[], float]):
+        super().__init__(Path(tempfile.gettempdir()) / "unused-dvclive", enabled=False)
+        self.runs, self.batches = runs, batches
+        self.check_step, self.check = check_step, check
+        self.times: list[float] = []
+        self.losses: list[float] = []
+        self.lrs: list[float] = []
+        self.evals: dict[int, float] = {}
+        self.val_at_check: float | None = None
+        self.started = time.perf_counter()
+
+    def log_step(self, step: int, metrics: dict[str, float]) -> None:
+        tokens = self.batches[step - 1].numel()
+        self.times.append(tokens / metrics["perf/tokens_per_second"])  # fit's own step time
+        self.losses.append(metrics["train/loss"])
+        self.lrs.append(metrics["train/lr"])
+        fit_rng = torch.get_rng_state()
+        try:
+            # Rotate the order so no run always follows the same one (caches, thread wake-up).
+            shift = (step - 1) % max(1, len(self.runs))
+            for run in self.runs[shift:] + self.runs[:shift]:
+                run.step(self.batches[step - 1])
+            if step == self.check_step:
+                self.val_at_check = self.check()
+        finally:
+            torch.set_rng_state(fit_rng)
+        done = ", ".join(f"{r.name} {r.losses[-1]:.3f}" for r in self.runs if r.losses and len(r.losses) == step)
+        log.info("step %3d  %5.1fs  stage %.2fs loss %.3f  %s", step, time.perf_counter() - self.started,
+                 self.times[-1], self.losses[-1], done)
+
+    def log_eval(self, step: int, metrics: dict[str, float]) -> None:
+        self.evals[step] = metrics["val/loss"]
+
+
+# --- figures -----------------------------------------------------------------------------
+
+
+def speed(times: list[float], tokens_per_step: int, warmup: int) -> dict:
+    timed = times[warmup:] if len(times) > warmup else times
+    if not timed:
+        return {"timed_steps": 0}
+    return {
+        "timed_steps": len(timed),
+        "tokens_per_second_median": round(tokens_per_step / statistics.median(timed), 1),
+        "tokens_per_second_mean": round(tokens_per_step * len(timed) / sum(timed), 1),
+        "step_seconds_median": round(statistics.median(timed), 4),
+        "step_seconds_min": round(min(timed), 4),
+        "step_seconds_max": round(max(timed), 4),
+        "first_steps_seconds": [round(t, 3) for t in times[:warmup]],
+    }
+
+
+def loss_figures(losses: list[float], tail: int) -> dict:
+    return {
+        "train_loss_tail_mean": round(statistics.fmean(losses[-tail:]), 4) if losses else None,
+        "train_loss_last": round(losses[-1], 4) if losses else None,
+        "train_losses": [round(x, 4) for x in losses],
+    }
+
+
+def machine_info() -> dict:
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model_names = sorted({line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")})
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return {
+        "cpu_model": ", ".join(model_names) or platform.processor(),
+        "logical_cpus": os.cpu_count(),
+        "cpu_flags_of_note": [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags],
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "mkldnn_available": torch.backends.mkldnn.is_available(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "platform": platform.platform(),
+    }
+
+
+def load_average() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+# --- main --------------------------------------------------------------------------------
+
+
+VARIANTS = {
+    # name: (description, extra stage_like_run kwargs, model change, how aitale would adopt it)
+    "stage_copy": ("the stage's step outside fit (control: should match fit)", {}, None, ""),
+    "fused_adamw": ("stage + AdamW(fused=True)", {"fused": True}, None,
+                    "aitale/modeling/trainer.py fit(): torch.optim.AdamW(_param_groups(model, hp.weight_decay), "
+                    "lr=hp.learning_rate, betas=BETAS, fused=True)"),
+    "compile": ("stage + torch.compile(model) (inductor)", {"compile_model": True}, None,
+                "aitale/modeling/trainer.py fit(): net = torch.compile(DistributedDataParallel(model) "
+                "if runtime.world > 1 else model) (state_dict/evaluate/generate keep using `model`)"),
+    "eager_attention": ("stage with attn_implementation='eager' instead of the default sdpa", {},
+                        lambda m: m.set_attn_implementation("eager"),
+                        "keep the default: transformers already builds GPT2LMHeadModel with sdpa attention"),
+    "no_attn_dropout": ("stage with attention-probability dropout 0 (resid/embd dropout kept): "
+                        "lets SDPA take its fused CPU kernel", {}, "no_attn_dropout",
+                        "aitale/modeling/model.py build_model(): GPT2Config(..., attn_pdrop=0.0) "
+                        "(a model change: moves the val loss, see the figures)"),
+    "one_thread": ("stage with torch.set_num_threads(1)", {"threads": 1}, None,
+                   "keep the default: torch already uses one thread per core"),
+    "fp32": ("the stage's step with precision fp32 (same recipe, no autocast)", {"fp32": True}, None,
+             "train.precision: fp32 in params.yaml"),
+}
+FULL_VARIANTS = ["fused_adamw", "compile", "eager_attention", "no_attn_dropout", "fp32"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a short run: {QUICK_STEPS} steps, variants {', '.join(QUICK_VARIANTS)} (~1 min)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="optimizer steps for baseline and stage (default: the stage's own planned total "
+                             "from params.yaml; --quick: %d)" % QUICK_STEPS)
+    parser.add_argument("--variants", default=None,
+                        help="comma-separated variants of the stage step to try, from: "
+                             f"{', '.join(VARIANTS)}; 'none' for none (default: {','.join(FULL_VARIANTS)}; "
+                             f"--quick: {','.join(QUICK_VARIANTS)})")
+    parser.add_argument("--variant-steps", type=int, default=None,
+                        help="steps each variant runs, from the start (default: 16; --quick: all steps)")
+    parser.add_argument("--warmup", type=int, default=3, help="first steps left out of the timing (default: 3)")
+    parser.add_argument("--tail", type=int, default=5, help="last steps averaged for the train loss (default: 5)")
+    parser.add_argument("--config", type=Path, default=REPO / "params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument("--fresh-data", action="store_true",
+                        help="make the data with stages.download/prepare/tokenizer in a temp dir even when "
+                             "data/processed and models/tokenizer exist")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results JSON (default: %(default)s)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("transformers", "aitale", "datasets", "torch._inductor", "torch._dynamo"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    transformers.logging.set_verbosity_error()
+    warnings.filterwarnings("ignore")
+
+    names = args.variants or ",".join(QUICK_VARIANTS if args.quick else FULL_VARIANTS)
+    names = [] if names == "none" else [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+
+    began = time.perf_counter()
+    load_before = load_average()
+    model_params = load_section(ModelParams, "model", args.config)
+    train_params = load_section(TrainParams, "train", args.config)
+    if not model_params.scratch:
+        log.warning("model.base is %s, not scratch: the benchmark will fine-tune it (slow on CPU)", model_params.base)
+    hp = train_params.scratch if model_params.scratch else train_params.pretrained
+
+    with tempfile.TemporaryDirectory(prefix="train-speed-") as tmp:
+        tmp = Path(tmp)
+        data = prepare_data(args.config.resolve(), args.fresh_data, tmp)
+        runtime = rt.start(train_params.precision)  # as stages.train: auto -> bf16 on a CPU with native bf16
+        fp32_runtime = rt.Runtime(device=torch.device("cpu"), rank=0, world=1, dtype=None)
+        torch.manual_seed(train_params.seed)
+        tokenizer = AutoTokenizer.from_pretrained(data.tokenizer_dir)
+        model = build_model(model_params, tokenizer)
+        init_rng = torch.get_rng_state()  # fit's dropout stream starts here in stages.train too
+        initial = copy.deepcopy(model)
+
+        block_size = min(hp.block_size, model_context(model))
+        train = load_blocks(data.train_path, tokenizer, block_size)
+        val = load_blocks(data.val_path, tokenizer, block_size)
+        per_step = hp.batch_size * hp.grad_accum * runtime.world
+        steps_per_epoch = math.ceil(len(train) / per_step)
+        planned = steps_per_epoch * hp.epochs if hp.max_steps == 0 else min(hp.max_steps, steps_per_epoch * hp.epochs)
+        steps = args.steps or (QUICK_STEPS if args.quick else planned)
+        hp = hp.model_copy(update={"max_steps": steps})
+        batches = [trainer._step_blocks(train, i, steps_per_epoch, per_step, train_params.seed) for i in range(steps)]
+        variant_steps = min(steps, args.variant_steps or (steps if args.quick else min(16, steps)))
+
+        pad = tokenizer.pad_token_id
+        fractions = [float((b != pad).float().mean()) if pad is not None else 1.0 for b in batches]
+
+        baseline = baseline_run(copy.deepcopy(initial), hp, steps, init_rng.clone())
+        runs = [baseline]
+        for name in names:
+            what, kwargs, change, adopt = VARIANTS[name]
+            kwargs = dict(kwargs)
+            dtype = None if kwargs.pop("fp32", False) else runtime.dtype
+            copy_model = copy.deepcopy(initial)
+            if change == "no_attn_dropout":
+                for block in copy_model.transformer.h:
+                    block.attn.attn_dropout.p = 0.0
+            elif change is not None:
+                change(copy_model)
+            runs.append(stage_like_run(name, what, copy_model, hp, steps, variant_steps, init_rng.clone(), dtype,
+                                       adopt=adopt, **kwargs))
+
+        stage_model = model
+        tracker = LockstepTracker(runs, batches, variant_steps,
+                                  lambda: trainer.evaluate_loss(stage_model, val, hp.batch_size, fp32_runtime))
+        schedule = trainer.Schedule(eval_every=steps, patience=0, checkpoint_every=steps, sample_every=steps,
+                                    sample_prompts=[], seed=train_params.seed)
+        checkpoints = Checkpoints(tmp / "checkpoints", "train-speed")
+        log.info("%d steps of %d x %d tokens; stage precision %s; variants %s for %d steps; data: %s",
+                 steps, per_step, block_size, runtime.dtype or "fp32", names or "none", variant_steps, data.source)
+        torch.set_rng_state(init_rng)
+        fit_started = time.perf_counter()
+        metrics = trainer.fit(stage_model, tokenizer, train, val, hp, schedule, runtime, checkpoints, tracker)
+        lockstep_seconds = time.perf_counter() - fit_started
+
+        def val_loss(m: PreTrainedModel) -> float:
+            return round(trainer.evaluate_loss(m, val, hp.batch_size, fp32_runtime), 4)
+
+        tokens_per_step = per_step * block_size
+        stage_val = val_loss(stage_model)
+        results = {
+            "stage": {
+                "what": f"aitale.modeling.trainer.fit, precision {train_params.precision} -> "
+                        f"{str(runtime.dtype or 'fp32').removeprefix('torch.')}",
+                "steps": metrics["steps"],
+                **speed(tracker.times, tokens_per_step, args.warmup),
+                **loss_figures(tracker.losses, args.tail),
+                "val_loss": stage_val,
+                "val_loss_fit_reported": metrics["val_loss"],
+                f"val_loss_at_step_{variant_steps}": round(tracker.val_at_check, 4) if tracker.val_at_check else None,
+                "learning_rates": [round(x, 6) for x in tracker.lrs],
+            },
+        }
+        for run in runs:
+            entry = {"what": run.what, "steps": len(run.times), **speed(run.times, tokens_per_step, args.warmup),
+                     **loss_figures(run.losses, args.tail), "val_loss": val_loss(run.model) if run.times else None}
+            if run.error:
+                entry["error"] = run.error
+            if run is not baseline:
+                entry["adopt_by"] = run.adopt
+            results[run.name] = entry
+
+    base, stage = results["baseline"], results["stage"]
+    ratio = stage["tokens_per_second_median"] / base["tokens_per_second_median"]
+    ratio_mean = stage["tokens_per_second_mean"] / base["tokens_per_second_mean"]
+    comparison = {
+        "stage_over_baseline_tokens_per_second": round(ratio, 3),
+        "stage_over_baseline_tokens_per_second_from_means": round(ratio_mean, 3),
+        "goal": GOAL_RATIO,
+        "speed_goal_met": ratio >= GOAL_RATIO,
+        "val_loss_stage_minus_baseline": round(stage["val_loss"] - base["val_loss"], 4),
+        "train_loss_tail_stage_minus_baseline": round(stage["train_loss_tail_mean"] - base["train_loss_tail_mean"], 4),
+        "loss_no_worse": stage["val_loss"] <= base["val_loss"],
+    }
+    variants = {}
+    stage_tail = statistics.fmean(tracker.losses[max(0, variant_steps - args.tail): variant_steps])
+    for name in names:
+        entry = results[name]
+        if entry.get("error") or not entry.get("timed_steps"):
+            variants[name] = {"verdict": "failed" if entry.get("error") else "not timed"}
+            continue
+        speedup = entry["tokens_per_second_median"] / stage["tokens_per_second_median"]
+        dval = entry["val_loss"] - stage[f"val_loss_at_step_{variant_steps}"]
+        adopt = speedup >= CLEAR_SPEEDUP and dval <= LOSS_SLACK and name not in ("stage_copy", "fp32")
+        variants[name] = {
+            "speedup_over_stage": round(speedup, 3),
+            "val_loss_minus_stage_at_same_step": round(dval, 4),
+            "train_loss_tail_minus_stage": round(entry["train_loss_tail_mean"] - stage_tail, 4),
+            "verdict": f"adopt: {entry['adopt_by']}" if adopt else "no clear gain" if speedup < CLEAR_SPEEDUP
+            else "faster but loss worse" if dval > LOSS_SLACK else "reference only",
+        }
+    report = {
+        "benchmark": "benchmarks.train_speed",
+        "quick": args.quick,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {**machine_info(), "load_average_before": load_before, "load_average_after": load_average()},
+        "setup": {
+            "model": model_params.model_dump(),
+            "hyperparams": hp.model_dump(),
+            "precision_param": train_params.precision,
+            "stage_autocast_dtype": str(runtime.dtype or "fp32").removeprefix("torch."),
+            "parameters": metrics["parameters"],
+            "steps": steps,
+            "stage_planned_steps": planned,
+            "variant_steps": variant_steps,
+            "warmup_steps_excluded": args.warmup,
+            "tail_steps": args.tail,
+            "tokens_per_step": tokens_per_step,
+            "train_blocks": len(train),
+            "train_tokens": train.tokens,
+            "val_blocks": len(val),
+            "data": data.source,
+            "seed": train_params.seed,
+            "timing": "lockstep: fit drives, every other run takes its step after each fit step; step times are "
+                      "fit's own perf/tokens_per_second and the same span for the others (batch to zero_grad)",
+            "val_loss_eval": "trainer.evaluate_loss in fp32 on the whole val split, the same for every run",
+        },
+        "non_padding_fraction": {
+            "mean": round(statistics.fmean(fractions), 6),
+            "min": round(min(fractions), 6),
+            "pad_token_id": pad,
+            "batches": len(fractions),
+        },
+        "comparison": comparison,
+        "variants": variants,
+        "runs": results,
+        "lockstep_seconds": round(lockstep_seconds, 1),
+        "total_seconds": round(time.perf_counter() - began, 1),
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print_table(report)
+    print(f"\nwritten {args.output}")
+    return 0
+
+
+def print_table(report: dict) -> None:
+    runs, setup = report["runs"], report["setup"]
+    base_tps = runs["baseline"]["tokens_per_second_median"]
+    machine = report["machine"]
+    print(f"\n{machine['cpu_model']}, {machine['logical_cpus']} CPUs, torch {machine['torch']}, "
+          f"{machine['torch_threads']} threads, load {machine['load_average_before']} -> {machine['load_average_after']}")
+    print(f"{setup['steps']} steps x {setup['tokens_per_step']} tokens (variants: first {setup['variant_steps']}); "
+          f"timing leaves out the first {setup['warmup_steps_excluded']}; "
+          f"non-padding fraction {report['non_padding_fraction']['mean']:.4f}")
+    header = f"{'run':<16}{'steps':>6}{'tok/s med':>11}{'tok/s mean':>11}{'x base':>8}{'tail loss':>10}{'val loss':>10}"
+    print(header)
+    print("-" * len(header))
+    for name, run in runs.items():
+        if not run.get("timed_steps"):
+            print(f"{name:<16}{run.get('steps', 0):>6}  {run.get('error', 'not timed')}")
+            continue
+        print(f"{name:<16}{run['steps']:>6}{run['tokens_per_second_median']:>11.0f}{run['tokens_per_second_mean']:>11.0f}"
+              f"{run['tokens_per_second_median'] / base_tps:>8.2f}{run['train_loss_tail_mean']:>10.3f}{run['val_loss']:>10.3f}")
+    c = report["comparison"]
+    print(f"\nstage/baseline tokens/s: {c['stage_over_baseline_tokens_per_second']:.2f} (goal {c['goal']}: "
+          f"{'met' if c['speed_goal_met'] else 'NOT met'}); val loss stage - baseline: "
+          f"{c['val_loss_stage_minus_baseline']:+.3f} ({'no worse' if c['loss_no_worse'] else 'worse'})")
+    stage_val = runs["stage"].get(f"val_loss_at_step_{setup['variant_steps']}")
+    if report["variants"]:
+        print(f"variants vs the stage at step {setup['variant_steps']} (stage val loss there: {stage_val}):")
+    for name, v in report["variants"].items():
+        if "speedup_over_stage" in v:
+            print(f"  {name:<16} x{v['speedup_over_stage']:.2f} speed, val loss {v['val_loss_minus_stage_at_same_step']:+.3f}: "
+                  f"{v['verdict']}")
+        else:
+            print(f"  {name:<16} {v['verdict']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
