@@ -287,3 +287,52 @@ class GenerateParams(Strict):
         if self.min_new_tokens > self.max_new_tokens:
             raise ValueError("min_new_tokens must not exceed max_new_tokens")
         return self
+
+
+# --- evaluate: automated metrics, samples and the human-evaluation sheet -------------
+
+
+class EvaluateParams(Strict):
+    stride: PositiveInt = Field(description="sliding-window stride in tokens for perplexity (HF's perplexity guide)")
+    prompt_fraction: float = Field(gt=0, lt=1, description="share of each test story given as the BLEU/ROUGE prompt")
+    max_stories: NonNegativeInt = Field(description="test stories used for BLEU/ROUGE and narrative metrics; 0 = all")
+    sample_prompts: list[str] = Field(min_length=1, description="titles of the sample stories written to evaluation_results/")
+    samples_per_prompt: PositiveInt = Field(description="stories generated per sample prompt")
+
+
+class HumanEvalParams(Strict):
+    baseline: str = Field(min_length=1, description="model folder compared blind against models/storyteller")
+    prompts: list[str] = Field(min_length=1, description="titles both models write a story for")
+    scale_min: int = Field(description="lowest rating on the rubric's scale")
+    scale_max: int = Field(description="highest rating on the rubric's scale")
+    seed: int = Field(description="seed for sampling and for shuffling the sheet")
+
+    @model_validator(mode="after")
+    def _scale(self) -> "HumanEvalParams":
+        if self.scale_min >= self.scale_max:
+            raise ValueError("scale_min must be below scale_max")
+        return self
+
+
+# --- export and distill: deployment artefacts ------------------------------------------
+
+
+class ExportParams(Strict):
+    opset: int = Field(ge=14, le=21, description="ONNX opset of the exported graphs")
+    parity_tolerance: PositiveFloat = Field(description="largest |logit difference| allowed between PyTorch and ONNX fp32")
+    latency_contexts: list[PositiveInt] = Field(min_length=1, description="context lengths at which per-token latency is timed")
+    latency_tokens: PositiveInt = Field(description="tokens generated per latency measurement")
+    throughput_batch: PositiveInt = Field(description="batch size of the throughput measurement")
+    max_bpb_stories: NonNegativeInt = Field(description="test stories used for each variant's bits per byte; 0 = all")
+
+
+class DistillParams(Strict):
+    seed: int = Field(description="seed for the student's initialisation and data order")
+    temperature: PositiveFloat = Field(description="softmax temperature of the teacher's soft targets")
+    alpha: float = Field(ge=0, le=1, description="weight of the soft-target loss; 1 - alpha goes to the true next token")
+    n_layer: PositiveInt = Field(description="student transformer blocks")
+    n_head: PositiveInt = Field(description="student attention heads")
+    n_embd: PositiveInt = Field(description="student width")
+    learning_rate: PositiveFloat = Field(description="student peak learning rate")
+    epochs: PositiveInt = Field(description="passes over the train blocks")
+    batch_size: PositiveInt = Field(description="blocks per step")

@@ -59,8 +59,9 @@ def stage_args(root: Path, data: Path, config: Path) -> list[str]:
 
 
 def environment(**extra: str) -> dict[str, str]:
-    # One thread per process: the runs here share two cores, and the tiny model gains nothing from more.
-    return {**os.environ, "OMP_NUM_THREADS": "1", **extra}
+    # On CPU (gloo), one thread per process: the runs here share two cores, and the tiny model gains
+    # nothing from more. Bitwise-equal weights after a resume are only promised on the CPU.
+    return {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", **extra}
 
 
 def start_train(root: Path, data: Path, config: Path, name: str) -> "subprocess.Popen[bytes]":
@@ -93,8 +94,8 @@ def val_loss(model, blocks, batch_size: int = 16) -> float:
 def interrupted(tmp_path_factory, tiny_data):
     """A run killed with SIGKILL after its checkpoint at step 5 or later, and an uninterrupted one beside it.
 
-    Returns the params, the killed run's folder (each test resumes a copy), the step of its last
-    checkpoint, and the finished uninterrupted run's folder.
+    Returns the params, the killed run's folder, a copy of it as the kill left it, the step of its
+    last checkpoint, and the finished uninterrupted run's folder.
     """
     root = tmp_path_factory.mktemp("interrupted")
     config = tiny_params(root / "params.yaml", **RESUME)
@@ -111,6 +112,7 @@ def interrupted(tmp_path_factory, tiny_data):
             time.sleep(0.02)
         victim.send_signal(signal.SIGKILL)
         assert victim.wait(timeout=30) == -signal.SIGKILL, "the run ended before it could be killed"
+        shutil.copytree(killed, root / "as-killed")
         assert reference.wait(timeout=300) == 0, (straight / "run.log").read_text(errors="replace")[-3000:]
     finally:
         for process in (victim, reference):
@@ -118,15 +120,10 @@ def interrupted(tmp_path_factory, tiny_data):
                 process.kill()
                 process.wait()
     assert "resumed from the checkpoint" not in (straight / "run.log").read_text(errors="replace")
-    return config, killed, checkpoint_step(last), straight
+    return config, killed, root / "as-killed", checkpoint_step(last), straight
 
 
-def resume(interrupted, data: Path, folder: Path, torn_summary: bool = False) -> "subprocess.CompletedProcess[str]":
-    """Rerun the killed command on a copy of its folder, as it was left (``torn_summary``: DVCLive's emptied)."""
-    config, killed, _, _ = interrupted
-    shutil.copytree(killed, folder)
-    if torn_summary:
-        (folder / "live/metrics.json").write_text("")
+def rerun(config: Path, data: Path, folder: Path) -> "subprocess.CompletedProcess[str]":
     return subprocess.run([sys.executable, "-m", "stages.train", *stage_args(folder, data, config)],
                           cwd=REPO, env=environment(), capture_output=True, text=True, timeout=300)
 
@@ -144,18 +141,17 @@ def assert_same_result(folder: Path, reference: Path) -> None:
     assert metrics == reference_metrics  # train loss, tokens seen, best step: all of it
 
 
-def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(interrupted, tiny_data, tmp_path):
-    _, killed, killed_at, straight = interrupted
+def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(interrupted, tiny_data):
+    config, killed, _, killed_at, straight = interrupted
     assert KILL_AFTER <= killed_at < STEPS and killed_at % 5 == 0
     assert not (killed / "weights/model.safetensors").exists()
     assert not (killed / "weights").exists() and not (killed / "metrics.json").exists()
 
-    folder = tmp_path / "resumed"
-    result = resume(interrupted, tiny_data, folder)
+    result = rerun(config, tiny_data, killed)  # the very same command
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resumed from the checkpoint at step {killed_at} of {STEPS}" in result.stderr
-    assert checkpoint_step(folder / "checkpoints/last.pt") == STEPS
-    assert_same_result(folder, straight)
+    assert checkpoint_step(killed / "checkpoints/last.pt") == STEPS
+    assert_same_result(killed, straight)
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
@@ -165,9 +161,11 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(interrup
 def test_resume_survives_a_kill_during_the_tracker_summary_write(interrupted, tiny_data, tmp_path):
     # The state a kill leaves when it lands between DVCLive truncating its summary and rewriting it:
     # seen for real when killing at random, made certain here.
-    _, _, killed_at, straight = interrupted
+    config, _, as_killed, killed_at, straight = interrupted
     folder = tmp_path / "torn"
-    result = resume(interrupted, tiny_data, folder, torn_summary=True)
+    shutil.copytree(as_killed, folder)
+    (folder / "live/metrics.json").write_text("")
+    result = rerun(config, tiny_data, folder)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resumed from the checkpoint at step {killed_at} of {STEPS}" in result.stderr
     assert_same_result(folder, straight)
@@ -186,14 +184,12 @@ def test_torchrun_two_processes_train_one_model(tmp_path, tiny_data):
         AITALE_TEST_WATCH=os.path.abspath(metrics_path), AITALE_TEST_RENAMES=str(renames),
     )
     torchrun = Path(sys.executable).with_name("torchrun")
-    started = time.monotonic()
     result = subprocess.run(
         [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "stages.train",
          *stage_args(root, tiny_data, config)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-5000:]
-    assert time.monotonic() - started < 300
     # Both processes trained, each on its half of every batch.
     assert result.stderr.count(f"training {DDP_STEPS} steps:") == 2
     assert result.stderr.count("16 per step on 2 process(es)") == 2
