@@ -17,10 +17,11 @@ import shutil
 import sys
 from pathlib import Path
 
-from transformers import GenerationConfig
+from transformers import AutoTokenizer
 
 from aitale import cli
 from aitale.errors import ParamsError
+from aitale.generation import generation_config
 from aitale.io import atomic_dir
 from aitale.packaging.model_card import model_card
 from aitale.params import GenerateParams, ModelParams, SpecialiseParams, TrainParams, load_section
@@ -69,13 +70,7 @@ def publish(source: Path, target: Path, published_as: str, generate: GeneratePar
             train_metrics: dict, data_metrics: dict, slice_: dict | None) -> None:
     with atomic_dir(target) as staging:
         shutil.copytree(source, staging, dirs_exist_ok=True)
-        config = json.loads((source / "config.json").read_text())
-        GenerationConfig(
-            **generate.model_dump(exclude={"seed"}),
-            bos_token_id=config.get("bos_token_id"),
-            eos_token_id=config.get("eos_token_id"),
-            pad_token_id=config.get("pad_token_id"),
-        ).save_pretrained(staging)
+        generation_config(generate, AutoTokenizer.from_pretrained(source)).save_pretrained(staging)
         card = model_card(Path(published_as).name, published_as, params, train_metrics, data_metrics, slice_)
         (staging / "README.md").write_text(card, encoding="utf-8")
 
