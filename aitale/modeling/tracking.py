@@ -24,6 +24,11 @@ class Tracker:
     def start(self, resumed: bool, step: int) -> None:
         if not self.enabled:
             return
+        if resumed:
+            # DVCLive rewrites its summaries in place, so a kill can leave them empty; both are
+            # rewritten from here (the step comes from the checkpoint), so start them afresh.
+            for summary in ("metrics.json", "params.yaml"):
+                (self.folder / summary).unlink(missing_ok=True)
         self.live = Live(str(self.folder), resume=resumed, dvcyaml=False, save_dvc_exp=False, report=None)
         self.live.step = step
         self.live.log_params(self.params)

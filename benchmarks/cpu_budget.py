@@ -1,0 +1,105 @@
+"""What a fixed CPU time budget reaches on the ten reference books, as test bits per byte.
+
+Downloads the reference books from a local mirror, prepares them with the repository's
+params, learns the tokenizer, then trains the default scratch model for as many steps as
+fit in ``--minutes`` (estimated from a short timed run) and scores the test split with the
+evaluate stage's sliding window. For scale: compression gives about 2.1 bits per byte on
+such text, GPT-2 124M about 1.0-1.1.
+
+    .venv/bin/python -m benchmarks.cpu_budget --minutes 30
+    .venv/bin/python -m benchmarks.cpu_budget --minutes 2     # a quick look
+
+Results: benchmarks/results/cpu_budget.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BOOKS = [28, 503, 640, 2591, 5314, 7128, 11339, 17208, 22373, 29021]
+
+
+def stage(name: str, config: Path, *args: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", f"stages.{name}", "--config", str(config), *args], cwd=REPO, check=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=30.0, help="training budget in minutes (default 30)")
+    parser.add_argument("--mirror", default=os.environ.get("AITALE_CORPUS", str(REPO.parent / "shared/corpus/gutenberg")))
+    parser.add_argument("--vocab-size", type=int, default=8192, help="BPE vocabulary for the larger corpus")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="cpu-budget-"))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"]["gutenberg"].update(books=BOOKS, mirror=args.mirror)
+    params["model"]["vocab_size"] = args.vocab_size
+    config = work / "params.yaml"
+
+    def write(max_steps: int, epochs: int) -> None:
+        params["train"]["scratch"].update(max_steps=max_steps, epochs=epochs)
+        params["train"]["patience"] = 0
+        config.write_text(yaml.safe_dump(params, sort_keys=False))
+
+    write(0, 1)
+    timings = {
+        "download": stage("download", config, "--output-dir", str(work / "raw")),
+        "prepare": stage("prepare", config, "--stories", str(REPO / "data/stories"), "--books", str(work / "raw"),
+                         "--output-dir", str(work / "processed"), "--metrics", str(work / "data.json")),
+        "tokenizer": stage("tokenizer", config, "--train", str(work / "processed/train.jsonl"),
+                           "--output-dir", str(work / "tokenizer")),
+    }
+    train_args = ["--tokenizer", str(work / "tokenizer"), "--train", str(work / "processed/train.jsonl"),
+                  "--val", str(work / "processed/val.jsonl"), "--live", str(work / "live")]
+
+    probe_steps = 15
+    write(probe_steps, 100)
+    probe = stage("train", config, *train_args, "--output-dir", str(work / "probe"),
+                  "--checkpoints", str(work / "probe-ckpt"), "--metrics", str(work / "probe.json"))
+    overhead = 25.0  # start-up, packing and the final save, measured roughly on this machine
+    per_step = max(0.1, (probe - overhead) / probe_steps)
+    steps = max(probe_steps, int((args.minutes * 60 - overhead) / per_step))
+    write(steps, 1000)
+    timings["train"] = stage("train", config, *train_args, "--output-dir", str(work / "model"),
+                             "--checkpoints", str(work / "ckpt"), "--metrics", str(work / "train.json"))
+    timings["evaluate"] = stage("evaluate", config, "--model-path", str(work / "model"),
+                                "--test-dataset", str(work / "processed/test.jsonl"),
+                                "--output-dir", str(work / "eval"))
+    evaluation = json.loads((work / "eval/eval.json").read_text())
+    train = json.loads((work / "train.json").read_text())
+    data = json.loads((work / "data.json").read_text())
+    result = {
+        "budget_minutes": args.minutes,
+        "train_minutes": round(timings["train"] / 60, 2),
+        "steps": train["steps"],
+        "epochs": train["epochs"],
+        "train_tokens": train["train_tokens"],
+        "tokens_seen": train["tokens_seen"],
+        "parameters": train["parameters"],
+        "val_loss": train["val_loss"],
+        "test_bits_per_byte": evaluation["bits_per_byte"],
+        "test_perplexity": evaluation["perplexity"],
+        "test_bits_per_byte_by_collection": {k: v["bits_per_byte"] for k, v in evaluation["by_collection"].items()},
+        "dataset_words": data["words"],
+        "stage_seconds": {k: round(v, 1) for k, v in timings.items()},
+        "reference_points": {"compression_bpb": 2.1, "gpt2_124m_bpb": "1.0-1.1"},
+    }
+    out = REPO / "benchmarks/results/cpu_budget.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
