@@ -5,7 +5,7 @@ PYTHON ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: setup repro test bench clean
+.PHONY: setup repro test bench human-eval-sheet human-eval-score clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,14 @@ test: setup  ## the test suite, tiny configs, no network (what CI runs)
 
 bench: setup  ## the heavier benchmarks on the reference books; results in metrics/bench/
 	python -m pytest -q -m bench -s
+
+human-eval-sheet: setup  ## blind rating sheet: current model against human_eval.baseline
+	python -m stages.human_eval sheet --model models/storyteller --output-dir evaluation_results/human
+
+RATINGS ?= ratings/*.csv
+human-eval-score: setup  ## aggregate completed sheets: make human-eval-score RATINGS="a.csv b.csv"
+	python -m stages.human_eval score --ratings $(RATINGS) --key evaluation_results/human/key.json \
+		--output metrics/human_eval.json
 
 clean:
 	rm -rf $(VENV)
