@@ -25,11 +25,11 @@ bench: setup  ## the heavier benchmarks on the reference books; results in metri
 	python -m pytest -q -m bench -s
 
 human-eval-sheet: setup  ## blind rating sheet: current model against human_eval.baseline
-	python -m stages.human_eval sheet --model models/storyteller --output-dir evaluation_results/human
+	python -m stages.human_eval sheet --model models/storyteller --output-dir human_eval/sheet
 
-RATINGS ?= ratings/*.csv
+RATINGS ?= human_eval/ratings/*.csv
 human-eval-score: setup  ## aggregate completed sheets: make human-eval-score RATINGS="a.csv b.csv"
-	python -m stages.human_eval score --ratings $(RATINGS) --key evaluation_results/human/key.json \
+	python -m stages.human_eval score --ratings $(RATINGS) --key human_eval/sheet/key.json \
 		--output metrics/human_eval.json
 
 clean:
