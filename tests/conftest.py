@@ -42,6 +42,7 @@ TINY = {
               "scratch": {"batch_size": 8, "epochs": 1, "max_steps": 6, "block_size": 64, "warmup_steps": 1}},
     "specialise": {"epochs": 1, "groups": {"age-3-5": {"age_group": "3-5"}}, "styles": {"fable": {"style": "fable"}}},
     "generate": {"min_new_tokens": 5, "max_new_tokens": 20},
+    "evaluate": {"sample_prompts": ["The Tiny Test"], "samples_per_prompt": 1},
 }
 
 
@@ -77,3 +78,22 @@ def tiny_data(tmp_path_factory) -> Path:
         result = run_stage(stage, *args, config=config)
         assert result.returncode == 0, result.stderr
     return root
+
+
+def train(root: Path, data: Path, config: Path, tokenizer: Path | None = None):
+    return run_stage(
+        "train", "--tokenizer", str(tokenizer or data / "tokenizer"),
+        "--train", str(data / "processed/train.jsonl"), "--val", str(data / "processed/val.jsonl"),
+        "--output-dir", str(root / "weights/storyteller"), "--checkpoints", str(root / "checkpoints"),
+        "--live", str(root / "live"), "--metrics", str(root / "metrics/train.json"), config=config,
+    )
+
+
+@pytest.fixture(scope="session")
+def scratch_run(tmp_path_factory, tiny_data):
+    """A tiny scratch model trained once: ``<root>/weights/storyteller``, its metrics and DVCLive logs."""
+    root = tmp_path_factory.mktemp("scratch")
+    config = tiny_params(root / "params.yaml")
+    result = train(root, tiny_data, config)
+    assert result.returncode == 0, result.stderr
+    return root, config

@@ -14,7 +14,7 @@ import yaml
 from aitale.io import read_jsonl
 from tests.conftest import REPO, tiny_params
 
-ALL_STAGES = {"download", "prepare", "tokenizer", "train", "specialise@age-3-5", "stylise@fable", "package"}
+ALL_STAGES = {"download", "prepare", "tokenizer", "train", "specialise@age-3-5", "stylise@fable", "package", "evaluate"}
 
 
 def sh(*command: str, cwd: Path) -> str:
@@ -57,6 +57,7 @@ def test_repro_builds_everything_then_nothing(repo):
     assert (repo / "models/storyteller/model.safetensors").exists()
     assert (repo / "models/specialised/age-3-5/generation_config.json").exists()
     assert (repo / "metrics/data.json").exists() and (repo / "metrics/train.json").exists()
+    assert (repo / "metrics/eval.json").exists() and (repo / "evaluation_results/samples.html").exists()
     assert ran(sh("dvc", "repro", cwd=repo)) == set()
     assert "up to date" in sh("dvc", "status", cwd=repo)
 
@@ -64,13 +65,19 @@ def test_repro_builds_everything_then_nothing(repo):
 def test_train_edit_reruns_training_and_after_only(repo):
     sh("dvc", "repro", cwd=repo)
     edit_params(repo, "train", "seed", 7)
-    assert ran(sh("dvc", "repro", cwd=repo)) == {"train", "specialise@age-3-5", "stylise@fable", "package"}
+    assert ran(sh("dvc", "repro", cwd=repo)) == {"train", "specialise@age-3-5", "stylise@fable", "package", "evaluate"}
 
 
-def test_generate_edit_reruns_packaging_only(repo):
+def test_generate_edit_reruns_packaging_and_evaluation_only(repo):
     sh("dvc", "repro", cwd=repo)
     edit_params(repo, "generate", "temperature", 0.7)
-    assert ran(sh("dvc", "repro", cwd=repo)) == {"package"}
+    assert ran(sh("dvc", "repro", cwd=repo)) == {"package", "evaluate"}
+
+
+def test_evaluate_edit_reruns_evaluation_only(repo):
+    sh("dvc", "repro", cwd=repo)
+    edit_params(repo, "evaluate", "stride", 32)
+    assert ran(sh("dvc", "repro", cwd=repo)) == {"evaluate"}
 
 
 def test_prepare_edit_reruns_everything_downstream(repo):

@@ -11,25 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LM
 
 from aitale.data.structure import SPECIAL_TOKENS, prompt
 from aitale.io import read_jsonl
-from tests.conftest import REPO, run_stage, tiny_params
-
-
-def train(root: Path, data: Path, config: Path, tokenizer: Path | None = None):
-    return run_stage(
-        "train", "--tokenizer", str(tokenizer or data / "tokenizer"),
-        "--train", str(data / "processed/train.jsonl"), "--val", str(data / "processed/val.jsonl"),
-        "--output-dir", str(root / "weights/storyteller"), "--checkpoints", str(root / "checkpoints"),
-        "--live", str(root / "live"), "--metrics", str(root / "metrics/train.json"), config=config,
-    )
-
-
-@pytest.fixture(scope="module")
-def scratch_run(tmp_path_factory, tiny_data):
-    root = tmp_path_factory.mktemp("scratch")
-    config = tiny_params(root / "params.yaml")
-    result = train(root, tiny_data, config)
-    assert result.returncode == 0, result.stderr
-    return root, config
+from tests.conftest import run_stage, tiny_params, train
 
 
 def test_scratch_tokenizer_keeps_structure_tokens_whole(tiny_data):

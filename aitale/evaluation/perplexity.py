@@ -27,7 +27,7 @@ class Score:
     tokens: int = 0
     bytes: int = 0
 
-    def add(self, other: "Score") -> "Score":
+    def __add__(self, other: "Score") -> "Score":
         return Score(self.nll + other.nll, self.tokens + other.tokens, self.bytes + other.bytes)
 
     @property
@@ -65,7 +65,7 @@ def score_texts(texts: Iterable[str], encode: Callable[[str], list[int]], logits
     total = Score()
     for text in texts:
         nll, tokens = score_ids(encode(text), logits_fn, context, stride)
-        total = total.add(Score(nll, tokens, len(text.encode("utf-8"))))
+        total += Score(nll, tokens, len(text.encode("utf-8")))
     return total
 
 
