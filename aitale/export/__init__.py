@@ -1,0 +1,2 @@
+"""Deployment of the trained model: ONNX with a KV cache, INT8 ONNX, TorchScript, and a
+generator on onnxruntime (``runtime``). ``stages/export.py`` runs it all and checks it."""

@@ -1,0 +1,187 @@
+"""The export stage's work: write every variant, check parity, and measure them all.
+
+Variants: ``pytorch`` (transformers eager fp32 with its DynamicCache: the baseline),
+``onnx_fp32``, ``onnx_int8`` and ``torchscript``. Every timed variant runs with one thread
+and with one per core, interleaved (see :mod:`aitale.export.measure`), and its figure is
+the faster of the two, so that no variant is judged on a thread count that suits it badly
+(torch's OpenMP pool in particular stalls when other processes share the cores). Variants
+are interleaved step by step with the others at the same thread count.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import onnxruntime
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from aitale.data.structure import prompt
+from aitale.evaluation.perplexity import torch_logits
+from aitale.export import convert, measure
+from aitale.export.runtime import MANIFEST, OnnxDecoder, TorchScriptDecoder, sha256
+from aitale.io import write_json
+from aitale.modeling.model import model_context
+from aitale.params import ExportParams, GenerateParams
+
+log = logging.getLogger("export")
+
+FP32, INT8, TORCHSCRIPT = "model.onnx", "model_int8.onnx", "model.pt"
+FILES = {"onnx_fp32": FP32, "onnx_int8": INT8, "torchscript": TORCHSCRIPT}
+COPIED = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+          "special_tokens_map.json", "vocab.json", "merges.txt")
+GREEDY_TOKENS = 64  # greedy continuation compared with transformers', per sample prompt
+GOALS = {"int8_latency_vs_pytorch": 0.4, "int8_size_vs_onnx_fp32": 0.30, "int8_bpb_increase_vs_onnx_fp32": 0.03}
+
+
+class ParityError(RuntimeError):
+    """The exported graph does not compute what the PyTorch model computes."""
+
+
+def export_all(model: PreTrainedModel, model_dir: Path, folder: Path, opset: int) -> None:
+    """model.onnx, model_int8.onnx, model.pt, the tokenizer and configs, and manifest.json."""
+    config = model.config
+    raw = folder / "raw.onnx"
+    log.info("exporting ONNX (opset %d) with the KV cache", opset)
+    convert.export_onnx(model, raw, opset)
+    convert.optimize_onnx(raw, folder / FP32, config.n_head, config.n_embd)
+    raw.unlink()
+    log.info("quantizing to INT8")
+    convert.quantize_onnx(folder / FP32, folder / INT8)
+    log.info("tracing TorchScript")
+    convert.export_torchscript(model, folder / TORCHSCRIPT)
+    for name in COPIED:
+        if (model_dir / name).is_file():
+            shutil.copy2(model_dir / name, folder / name)
+    files = {path.name: {"bytes": path.stat().st_size, "sha256": sha256(path)}
+             for path in sorted(folder.iterdir()) if path.is_file()}
+    write_json(folder / MANIFEST, {"files": files})
+
+
+def load_decoders(folder: Path, threads: int | None = None) -> dict:
+    return {"onnx_fp32": OnnxDecoder(folder / FP32, threads), "onnx_int8": OnnxDecoder(folder / INT8, threads),
+            "torchscript": TorchScriptDecoder(folder / TORCHSCRIPT)}
+
+
+def check_parity(model: PreTrainedModel, decoders: dict, tolerance: float) -> dict[str, dict[str, float]]:
+    """Logit differences of every variant; raises :class:`ParityError` if fp32 ONNX exceeds ``tolerance``."""
+    parity = {name: measure.logit_parity(model, decoder) for name, decoder in decoders.items()}
+    fp32 = parity["onnx_fp32"]
+    worst = max(fp32.values())
+    if not worst <= tolerance:  # also fails on NaN
+        raise ParityError(f"parity check failed: ONNX fp32 logits differ from PyTorch's by up to {worst:.3g} "
+                          f"(no past {fp32['no_past']:.3g}, with past {fp32['with_past']:.3g}), above "
+                          f"export.parity_tolerance = {tolerance:g}")
+    log.info("max |logit diff| vs PyTorch: %s", {name: f"{max(p.values()):.2e}" for name, p in parity.items()})
+    return parity
+
+
+def measure_all(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path, params: ExportParams,
+                generate: GenerateParams, titles: Sequence[str], stride: int, texts: Sequence[str]) -> dict:
+    """Check parity, then every figure of ``metrics/export.json`` (without the run's own fields)."""
+    decoders = load_decoders(folder)
+    parity = check_parity(model, decoders, params.parity_tolerance)
+    context = model_context(model)
+
+    prompts = [tokenizer(prompt(title)).input_ids for title in titles]
+    greedy_new = max(1, min(GREEDY_TOKENS, context - max(len(ids) for ids in prompts)))
+    greedy = generate.model_copy(update={"max_new_tokens": greedy_new,
+                                         "min_new_tokens": min(generate.min_new_tokens, greedy_new)})
+    references = measure.greedy_reference(model, prompts, greedy)
+    agreement = {name: measure.greedy_agreement(decoder, prompts, references, greedy)
+                 for name, decoder in decoders.items()}
+    log.info("greedy tokens equal to transformers': %s", {n: a["token_agreement"] for n, a in agreement.items()})
+
+    encode = lambda text: tokenizer(text).input_ids  # noqa: E731
+    bpb = {}
+    for name, logits_fn in {"pytorch": torch_logits(model), **{n: d.logits for n, d in decoders.items()}}.items():
+        bpb[name] = measure.bits_per_byte(texts, encode, logits_fn, context, stride)
+        log.info("bits per byte, %s: %.4f", name, bpb[name])
+
+    speed = measure_speed(model, folder, params)
+    sizes = variant_sizes(model, folder)
+    variants = {}
+    for name in ("pytorch", *decoders):
+        variants[name] = {"file": sizes[name][0], "bytes": sizes[name][1], "bits_per_byte": round(bpb[name], 5),
+                          **speed["variants"][name]}
+        if name in decoders:
+            variants[name]["parity"] = {"max_abs_logit_diff": {k: float(f"{v:.3g}") for k, v in parity[name].items()},
+                                        "greedy": agreement[name]}
+    latency = {name: v["latency_ms_per_token"] for name, v in variants.items()}
+    ratios = {
+        "int8_latency_vs_pytorch": {c: round(latency["onnx_int8"][c] / latency["pytorch"][c], 3)
+                                    for c in latency["pytorch"]},
+        "fp32_latency_vs_pytorch": {c: round(latency["onnx_fp32"][c] / latency["pytorch"][c], 3)
+                                    for c in latency["pytorch"]},
+        "int8_size_vs_onnx_fp32": round(variants["onnx_int8"]["bytes"] / variants["onnx_fp32"]["bytes"], 4),
+        "int8_bpb_increase_vs_onnx_fp32": round(bpb["onnx_int8"] / bpb["onnx_fp32"] - 1, 4) + 0.0,  # no -0.0
+    }
+    goals = {
+        name: {"goal": goal, "met": all(value <= goal for value in
+                                        (ratios[name].values() if isinstance(ratios[name], dict) else [ratios[name]]))}
+        for name, goal in GOALS.items()
+    }
+    return {
+        "variants": variants,
+        "ratios": ratios,
+        "goals": goals,
+        "setup": {
+            **speed["setup"],
+            "bpb_stories": len(texts),
+            "bpb_stride": stride,
+            "parity_tolerance": params.parity_tolerance,
+            "greedy_prompts": len(prompts),
+            "greedy_new_tokens": greedy_new,
+            "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+                         "python": platform.python_version()},
+        },
+    }
+
+
+def measure_speed(model: PreTrainedModel, folder: Path, params: ExportParams) -> dict:
+    """ms/token at batch 1 after each latency context, tokens/s at the throughput batch."""
+    runners = {threads: {"pytorch": measure.TorchRunner(model, threads),
+                         **{name: measure.DecoderRunner(decoder, threads)
+                            for name, decoder in load_decoders(folder, threads).items()}}
+               for threads in measure.thread_counts()}
+    context, vocab, steps = model_context(model), model.config.vocab_size, params.latency_tokens
+    figures: dict[str, dict] = {name: {"latency_ms_per_token": {}, "threads": {}} for name in runners[1]}
+    measure.warm_up(runners, context, vocab)
+    prefills = {}
+    load = [os.getloadavg()[0]]
+    for wanted in params.latency_contexts:
+        prefill = measure.usable_prefill(wanted, context, steps)
+        prefills[str(wanted)] = prefill
+        timing = measure.time_by_threads(runners, prefill, steps, 1, vocab)
+        for name in figures:
+            ms, threads = timing.best(name)
+            figures[name]["latency_ms_per_token"][str(wanted)] = round(ms, 3)
+            figures[name]["threads"][f"latency_{wanted}"] = threads
+        log.info("ms/token with %d tokens cached: %s", prefill,
+                 {n: figures[n]["latency_ms_per_token"][str(wanted)] for n in figures})
+        load.append(os.getloadavg()[0])
+    batch = params.throughput_batch
+    prefill = measure.usable_prefill(min(params.latency_contexts), context, steps)
+    timing = measure.time_by_threads(runners, prefill, steps, batch, vocab)
+    for name in figures:
+        ms, threads = timing.best(name)
+        figures[name]["throughput_tokens_per_s"] = round(batch * 1000 / ms, 1)
+        figures[name]["threads"]["throughput"] = threads
+    log.info("tokens/s at batch %d: %s", batch, {n: figures[n]["throughput_tokens_per_s"] for n in figures})
+    load.append(os.getloadavg()[0])
+    return {"variants": figures,
+            "setup": {"latency_prefill_tokens": prefills, "latency_tokens": steps, "throughput_batch": batch,
+                      "throughput_prefill_tokens": prefill, "thread_counts": measure.thread_counts(),
+                      "load_average_1min": {"min": round(min(load), 2), "max": round(max(load), 2)}}}
+
+
+def variant_sizes(model: PreTrainedModel, folder: Path) -> dict[str, tuple[str, int]]:
+    source = Path(model.name_or_path)
+    weights = sorted(source.glob("*.safetensors")) or sorted(source.glob("*.bin"))
+    return {"pytorch": (", ".join(p.name for p in weights), sum(p.stat().st_size for p in weights)),
+            **{name: (file, (folder / file).stat().st_size) for name, file in FILES.items()}}

@@ -1,0 +1,96 @@
+"""Export stage: the published model as ONNX (with KV cache), INT8 ONNX and TorchScript.
+
+Writes to ``--output-dir``: ``model.onnx`` (fp32, one decoder graph with past/present
+key/value per layer, fused by onnxruntime's GPT-2 optimizer), ``model_int8.onnx`` (dynamic
+INT8), ``model.pt`` (TorchScript), the tokenizer and generation config, and
+``manifest.json`` (size and sha256 of each file, checked on load).
+
+Fails, writing nothing, if the fp32 ONNX logits differ from PyTorch's by more than
+``export.parity_tolerance``. ``--metrics`` gets per variant (PyTorch eager, ONNX fp32, ONNX
+INT8, TorchScript): size on disk, ms per token at batch 1 with the cache after each of
+``export.latency_contexts`` tokens, tokens/s at batch ``export.throughput_batch``, bits per
+byte on the test split, logit parity and greedy-token agreement with transformers. Each
+speed figure is the variant's faster of one thread and one per core, timed interleaved with
+the other variants (``aitale/export/report.py``). Exit 2: bad params or inputs; 1: parity.
+
+    python -m stages.export --model models/storyteller --test data/processed/test.jsonl \\
+        --output-dir models/onnx --metrics metrics/export.json
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from aitale import cli
+from aitale.errors import ParamsError
+from aitale.export.decoder import UnsupportedModel
+from aitale.export.report import ParityError, export_all, measure_all
+from aitale.io import atomic_dir, read_jsonl, write_json
+from aitale.params import EvaluateParams, ExportParams, GenerateParams, load_section
+
+log = logging.getLogger("export")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.stage_parser(__doc__, ExportParams, "export")
+    parser.add_argument("--model", required=True, help="a save_pretrained model folder (with tokenizer)")
+    parser.add_argument("--test", required=True, help="test split (jsonl) from the prepare stage, for bits per byte")
+    parser.add_argument("--output-dir", required=True, help="folder for the exported files")
+    parser.add_argument("--metrics", required=True, help="metrics JSON")
+    args = parser.parse_args(argv)
+    cli.setup_logging()
+    try:
+        params = load_section(ExportParams, "export", args.config, cli.overrides(args))
+        generate = load_section(GenerateParams, "generate", args.config)
+        evaluate = load_section(EvaluateParams, "evaluate", args.config)
+    except ParamsError as err:
+        log.error("%s", err)
+        return 2
+    model_dir, test = Path(args.model), Path(args.test)
+    if not (model_dir / "config.json").is_file():
+        log.error("%s: not a save_pretrained model folder (no config.json); run the package stage", model_dir)
+        return 2
+    if not test.is_file():
+        log.error("%s: test split not found; run the prepare stage", test)
+        return 2
+    records = read_jsonl(test)
+    if not records:
+        log.error("%s: no test stories", test)
+        return 2
+    texts = [record["structured"] for record in records[: params.max_bpb_stories or None]]
+
+    started = time.perf_counter()
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    try:
+        with atomic_dir(args.output_dir) as staging:
+            export_all(model, model_dir, staging, params.opset)
+            metrics = measure_all(model, tokenizer, staging, params, generate, evaluate.sample_prompts,
+                                  evaluate.stride, texts)
+    except UnsupportedModel as err:
+        log.error("%s: %s", model_dir, err)
+        return 2
+    except ParityError as err:
+        log.error("%s; nothing was written to %s", err, args.output_dir)
+        return 1
+    metrics |= {"model": str(model_dir), "seconds": round(time.perf_counter() - started, 1)}
+    write_json(args.metrics, metrics)
+    ratios = metrics["ratios"]
+    log.info("INT8: %.0f%% of the fp32 size, %s x PyTorch's ms/token, %+.2f%% bits per byte (%.0f s)",
+             100 * ratios["int8_size_vs_onnx_fp32"], ratios["int8_latency_vs_pytorch"],
+             100 * ratios["int8_bpb_increase_vs_onnx_fp32"], metrics["seconds"])
+    for name, goal in metrics["goals"].items():
+        if not goal["met"]:
+            log.warning("goal not met: %s <= %s (got %s)", name, goal["goal"], ratios[name])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
