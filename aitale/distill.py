@@ -1,0 +1,212 @@
+"""Knowledge distillation: a smaller GPT-2 student trained on a teacher's logits.
+
+The student shares the teacher's tokenizer, vocabulary and context; only its depth, width
+and heads differ (``distill`` params). Its loss on each next-token position is
+
+    alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE(student, true token)
+
+(Hinton et al., 2015: the T^2 keeps the soft-target gradients on the same scale as the
+hard-target ones whatever the temperature). Training follows the trainer's conventions:
+seeded init, the seeded per-epoch block order of :func:`aitale.modeling.trainer.fit`, AdamW
+with its betas, weight-decay groups, gradient clipping and linear warmup/decay. The teacher
+runs frozen in eval mode (no dropout), so its targets are the same every run.
+
+Everything here is deterministic for a seed except :func:`generation_speed`, whose figures
+are logged (and written to ``benchmarks/results/`` on request), never put in the metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase
+
+from aitale.evaluation.perplexity import score_texts, torch_logits
+from aitale.modeling.blocks import Blocks
+from aitale.modeling.model import model_context
+from aitale.modeling.runtime import Runtime
+from aitale.modeling.trainer import BETAS, GRAD_CLIP, _linear_warmup_decay, _param_groups, _step_blocks
+from aitale.params import DistillParams
+
+log = logging.getLogger(__name__)
+
+WEIGHT_FILES = ("*.safetensors", "*.bin")
+LOG_EVERY = 10  # optimizer steps between progress lines
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The optimizer settings the student borrows from the scratch recipe of ``train``."""
+
+    weight_decay: float
+    warmup_steps: int
+
+
+def build_student(teacher: PreTrainedModel, params: DistillParams) -> GPT2LMHeadModel:
+    """A GPT-2 of the params' shape with the teacher's vocabulary, context, special tokens and dropout."""
+    config = teacher.config
+    dropout = {key: getattr(config, key, 0.0) for key in ("resid_pdrop", "embd_pdrop", "attn_pdrop")}
+    return GPT2LMHeadModel(GPT2Config(
+        vocab_size=config.vocab_size,
+        n_positions=model_context(teacher),
+        n_layer=params.n_layer,
+        n_head=params.n_head,
+        n_embd=params.n_embd,
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+        **dropout,
+    ))
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    """Distinct parameters (tied input/output embeddings count once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def weights_bytes(folder: str | Path) -> int:
+    """Bytes of the weight files in a save_pretrained folder (not the tokenizer or configs)."""
+    return sum(path.stat().st_size for pattern in WEIGHT_FILES for path in Path(folder).glob(pattern))
+
+
+def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, ids: torch.Tensor,
+                 temperature: float, alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, KL, CE), each a mean over the predicted positions; logits are (batch, length, vocab).
+
+    Position ``i`` predicts token ``i + 1``, so the last position (no true next token) is
+    left out of both terms. The KL is in nats per token at temperature ``temperature``.
+    """
+    vocab = student_logits.shape[-1]
+    student = student_logits[:, :-1].float().reshape(-1, vocab)
+    teacher = teacher_logits[:, :-1].float().reshape(-1, vocab)
+    targets = ids[:, 1:].reshape(-1)
+    kl = F.kl_div(F.log_softmax(student / temperature, dim=-1), F.log_softmax(teacher / temperature, dim=-1),
+                  reduction="sum", log_target=True) / student.shape[0]
+    ce = F.cross_entropy(student, targets)
+    loss = alpha * temperature**2 * kl + (1 - alpha) * ce
+    return loss, kl, ce
+
+
+def distill(student: PreTrainedModel, teacher: PreTrainedModel, train: Blocks, params: DistillParams,
+            recipe: Recipe, runtime: Runtime) -> dict:
+    """Train ``student`` in place on ``teacher``'s logits; returns the step count and last-epoch mean losses."""
+    teacher.to(runtime.device).eval().requires_grad_(False)
+    student.to(runtime.device).train()
+    optimizer = torch.optim.AdamW(_param_groups(student, recipe.weight_decay), lr=params.learning_rate, betas=BETAS)
+    steps_per_epoch = math.ceil(len(train) / params.batch_size)
+    total = steps_per_epoch * params.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_warmup_decay(recipe.warmup_steps, total))
+    log.info("distilling %d steps: %d blocks of %d tokens, %d per step, T=%g, alpha=%g, %s", total, len(train),
+             train.ids.shape[1], params.batch_size, params.temperature, params.alpha, runtime.dtype or "fp32")
+    sums = {"loss": 0.0, "kl": 0.0, "ce": 0.0}
+    tokens_seen = 0
+    started = time.perf_counter()
+    for step in range(total):
+        if step % steps_per_epoch == 0:
+            sums = dict.fromkeys(sums, 0.0)
+        x = _step_blocks(train, step, steps_per_epoch, params.batch_size, params.seed).to(runtime.device)
+        with runtime.autocast():
+            with torch.no_grad():
+                teacher_logits = teacher(input_ids=x).logits
+            student_logits = student(input_ids=x).logits
+        loss, kl, ce = distill_loss(student_logits, teacher_logits, x, params.temperature, params.alpha)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), GRAD_CLIP)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens_seen += x.numel()
+        for key, value in (("loss", loss), ("kl", kl), ("ce", ce)):
+            sums[key] += value.item()
+        done = step + 1
+        if done % LOG_EVERY == 0 or done == total:
+            log.info("step %d/%d  loss %.4f  kl %.4f  ce %.4f  lr %.2e  %.0fs", done, total, loss.item(), kl.item(),
+                     ce.item(), scheduler.get_last_lr()[0], time.perf_counter() - started)
+    return {
+        "steps": total,
+        "tokens_seen": tokens_seen,
+        **{f"train_{key}_last_epoch": round(value / steps_per_epoch, 4) for key, value in sums.items()},
+    }
+
+
+def bits_per_byte(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: list[str], stride: int) -> float:
+    """Bits per byte of ``texts`` (sliding window, fp32), as the evaluation scores them."""
+    score = score_texts(texts, lambda text: tokenizer(text).input_ids, torch_logits(model), model_context(model), stride)
+    return score.bits_per_byte
+
+
+# --- generation speed: timing, kept out of the metrics -----------------------------------
+
+
+@torch.no_grad()
+def generation_speed(models: dict[str, PreTrainedModel], tokenizer: PreTrainedTokenizerBase, prompt_text: str,
+                     new_tokens: int, repeats: int = 5, threads: int | None = None) -> dict[str, dict]:
+    """Greedy tokens/s of each model continuing ``prompt_text`` (fp32, KV cache), by name.
+
+    Exactly ``new_tokens`` are generated every time (end-of-text is suppressed until then),
+    after one untimed warm-up run each. The models take turns, one run each per round, so
+    that other load on the machine falls on all of them alike; the best round gives
+    ``tokens_per_second`` (the least disturbed), the median is reported beside it.
+    ``threads`` sets torch's intra-op threads for the timing (default: leave them as they are).
+    """
+    ids = tokenizer(prompt_text, return_tensors="pt").input_ids
+    room = min(model_context(model) for model in models.values()) - ids.shape[1]
+    new_tokens = max(1, min(new_tokens, room))
+    # Every sampling and penalty setting neutral, so the saved generation_config cannot change the decoding.
+    config = GenerationConfig(do_sample=False, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                              temperature=1.0, top_k=50, top_p=1.0, no_repeat_ngram_size=0, repetition_penalty=1.0,
+                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    seconds: dict[str, list[float]] = {name: [] for name in models}
+    outputs = {}
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        for model in models.values():
+            model.eval()
+            model.generate(ids.to(model.device), generation_config=config)  # warm-up: allocation, kernels
+        for _ in range(repeats):
+            for name, model in models.items():
+                started = time.perf_counter()
+                outputs[name] = model.generate(ids.to(model.device), generation_config=config)
+                seconds[name].append(time.perf_counter() - started)
+        used = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    figures = {}
+    for name, times in seconds.items():
+        generated = outputs[name].shape[1] - ids.shape[1]
+        figures[name] = {
+            "new_tokens": generated,
+            "prompt_tokens": ids.shape[1],
+            "repeats": repeats,
+            "threads": used,
+            "seconds_best": round(min(times), 4),
+            "seconds_median": round(statistics.median(times), 4),
+            "tokens_per_second": round(generated / min(times), 1),
+            "tokens_per_second_median": round(generated / statistics.median(times), 1),
+            "text": tokenizer.decode(outputs[name][0, ids.shape[1]:], skip_special_tokens=True).strip(),
+        }
+    return figures
+
+
+def machine() -> dict:
+    """Where a timing was taken."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    names = sorted({line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")})
+    return {
+        "cpu_model": ", ".join(names) or platform.processor(),
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "platform": platform.platform(),
+    }

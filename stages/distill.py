@@ -1,0 +1,235 @@
+"""Distill stage (optional): a smaller GPT-2 student trained on the teacher's logits.
+
+The student has the ``distill`` section's n_layer/n_head/n_embd and the teacher's tokenizer,
+vocabulary and context. Its loss is alpha * T^2 * KL(teacher/T || student/T) plus
+(1 - alpha) * cross-entropy on the true next token (see aitale/distill.py). Weight decay and
+warmup come from ``train.scratch``, autocast from ``train.precision``, the bits-per-byte
+stride from ``evaluate.stride``. The student is saved with the teacher's tokenizer and
+generation_config, so ``pipeline("text-generation", model=OUTPUT_DIR)`` loads it.
+
+The metrics (sizes, test bits per byte, val loss, student/teacher ratios) are deterministic:
+the same params and data give the same file. Greedy generation speed, teacher against
+student, is logged; with --bench it is also written to benchmarks/results/distill_speed.json.
+
+    python -m stages.distill --teacher models/storyteller --train data/processed/train.jsonl \\
+        --val data/processed/val.jsonl --test data/processed/test.jsonl \\
+        --output-dir models/student --metrics metrics/distill.json
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from aitale import cli
+from aitale.errors import ParamsError
+from aitale.params import DistillParams, EvaluateParams, TrainParams, load_section
+
+# torch, transformers and the training code are imported in run(), once the params are
+# valid: a bad value or --help answers in a second instead of after loading torch.
+
+log = logging.getLogger("distill")
+
+DEFAULT_BENCH = "benchmarks/results/distill_speed.json"
+SPEED_TOKENS = 128  # greedy tokens generated per timing (fewer if the context is shorter)
+SPEED_REPEATS = 5
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.stage_parser(__doc__, DistillParams, "distill")
+    parser.add_argument("--teacher", required=True, help="the teacher's folder (save_pretrained, with its tokenizer)")
+    parser.add_argument("--train", required=True, help="train split (jsonl)")
+    parser.add_argument("--val", required=True, help="validation split (jsonl): val loss of teacher and student")
+    parser.add_argument("--test", required=True, help="test split (jsonl): bits per byte of teacher and student")
+    parser.add_argument("--output-dir", required=True, help="where the student is saved (save_pretrained)")
+    parser.add_argument("--metrics", required=True, help="JSON file for the (deterministic) distillation metrics")
+    parser.add_argument("--bench", action="store_true",
+                        help="also write the generation-speed figures to --bench-output")
+    parser.add_argument("--bench-output", default=DEFAULT_BENCH, help="(with --bench) default: %(default)s")
+    parser.add_argument("--speed-tokens", type=int, default=SPEED_TOKENS,
+                        help="greedy tokens per speed timing, at most the context allows; 0 skips the timing "
+                             "(default: %(default)s)")
+    args = parser.parse_args(argv)
+    cli.setup_logging()
+    began = time.perf_counter()
+    try:
+        params = load_section(DistillParams, "distill", args.config, cli.overrides(args))
+        train_params = load_section(TrainParams, "train", args.config)
+        evaluate = load_section(EvaluateParams, "evaluate", args.config)
+        if params.n_embd % params.n_head:
+            raise ParamsError(f"{args.config}: invalid params\n  distill.n_embd: {params.n_embd} must be a "
+                              f"multiple of distill.n_head ({params.n_head})")
+    except ParamsError as err:
+        log.error("%s", err)
+        return 2
+    missing = [f"--{name.replace('_', '-')} {path}" for name, path in
+               (("teacher", Path(args.teacher) / "config.json"), ("train", args.train), ("val", args.val),
+                ("test", args.test)) if not Path(path).is_file()]
+    if missing:
+        log.error("not found: %s (run the train and package stages first)", ", ".join(missing))
+        return 2
+    if args.bench and args.speed_tokens < 1:
+        log.error("--bench needs --speed-tokens of at least 1")
+        return 2
+    return run(args, params, train_params, evaluate, began)
+
+
+def run(args, params: DistillParams, train_params: TrainParams, evaluate: EvaluateParams, began: float) -> int:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    from aitale.distill import Recipe, build_student, distill, parameter_count, weights_bytes
+    from aitale.io import atomic_dir, read_jsonl, write_json
+    from aitale.modeling import runtime as rt
+    from aitale.modeling.blocks import load_blocks
+    from aitale.modeling.model import model_context
+
+    runtime = rt.start(train_params.precision)
+    tokenizer = AutoTokenizer.from_pretrained(args.teacher)
+    teacher = AutoModelForCausalLM.from_pretrained(args.teacher).to(runtime.device).eval()
+    torch.manual_seed(params.seed)
+    student = build_student(teacher, params).to(runtime.device)
+    sizes = {"teacher": parameter_count(teacher), "student": parameter_count(student)}
+    if sizes["student"] >= sizes["teacher"]:
+        log.error("%s: invalid params\n  distill: a student of n_layer %d, n_head %d, n_embd %d has %d parameters, "
+                  "not fewer than the teacher's %d; make it smaller", args.config, params.n_layer, params.n_head,
+                  params.n_embd, sizes["student"], sizes["teacher"])
+        return 2
+
+    context = model_context(teacher)
+    block_size = min(train_params.scratch.block_size, context)
+    train = load_blocks(args.train, tokenizer, block_size)
+    val = load_blocks(args.val, tokenizer, block_size)
+    texts = [record["structured"] for record in read_jsonl(args.test)]
+    scores = {"teacher": _scores(teacher, tokenizer, val, texts, params, evaluate, runtime),
+              "untrained_student": _scores(student, tokenizer, val, texts, params, evaluate, runtime)}
+    log.info("teacher: %d parameters, val loss %.4f, test %.4f bits/byte", sizes["teacher"],
+             scores["teacher"]["val_loss"], scores["teacher"]["test_bits_per_byte"])
+
+    recipe = Recipe(weight_decay=train_params.scratch.weight_decay, warmup_steps=train_params.scratch.warmup_steps)
+    training = distill(student, teacher, train, params, recipe, runtime)
+    scores["student"] = _scores(student, tokenizer, val, texts, params, evaluate, runtime)
+    teacher_config = Path(args.teacher) / "generation_config.json"
+    if teacher_config.is_file():
+        student.generation_config = GenerationConfig.from_pretrained(args.teacher)
+
+    metrics = {
+        "teacher": {**_shape(teacher), "parameters": sizes["teacher"], "weights_bytes": weights_bytes(args.teacher),
+                    **scores["teacher"]},
+        "untrained_student": scores["untrained_student"],
+        "distill": {**params.model_dump(), **training, "block_size": block_size, "train_blocks": len(train),
+                    "train_tokens": train.tokens, "val_blocks": len(val), "test_stories": len(texts),
+                    "precision": str(runtime.dtype or "fp32").removeprefix("torch."),
+                    "weight_decay": recipe.weight_decay, "warmup_steps": recipe.warmup_steps},
+    }
+    with atomic_dir(args.output_dir) as staging:
+        student.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        metrics["student"] = {**_shape(student), "parameters": sizes["student"], "weights_bytes": weights_bytes(staging),
+                              **scores["student"]}
+        metrics["student_over_teacher"] = {
+            key: round(metrics["student"][key] / metrics["teacher"][key], 4)
+            for key in ("parameters", "weights_bytes", "test_bits_per_byte", "val_loss")
+        }
+        (staging / "README.md").write_text(_model_card(args.output_dir, args.teacher, metrics), encoding="utf-8")
+    write_json(args.metrics, metrics)
+    ratio = metrics["student_over_teacher"]
+    log.info("student: %d parameters (x%.3f), val loss %.4f, test %.4f bits/byte (x%.3f; untrained %.4f)",
+             sizes["student"], ratio["parameters"], scores["student"]["val_loss"],
+             scores["student"]["test_bits_per_byte"], ratio["test_bits_per_byte"],
+             scores["untrained_student"]["test_bits_per_byte"])
+
+    if args.speed_tokens > 0:
+        _speed(args, teacher, student, tokenizer, evaluate.sample_prompts[0])
+    log.info("done in %.0fs", time.perf_counter() - began)
+    rt.stop(runtime)
+    return 0
+
+
+def _speed(args, teacher, student, tokenizer, title: str) -> None:
+    """Greedy generation speed of both models on the same prompt; logged, never in the metrics."""
+    import torch
+
+    from aitale.data.structure import prompt
+    from aitale.distill import generation_speed, machine
+    from aitale.io import write_text
+
+    text = prompt(title)
+    models = {"teacher": teacher, "student": student}
+    # Timed on one thread and on torch's default: one-token decoding steps of small models are
+    # too short to gain much from more threads, and on a busy machine each parallel op waits
+    # for every thread to be scheduled, which the one-thread figure does not.
+    speed = {}
+    for threads in sorted({1, torch.get_num_threads()}):
+        figures = generation_speed(models, tokenizer, text, args.speed_tokens, SPEED_REPEATS, threads=threads)
+        speedup = figures["student"]["tokens_per_second"] / figures["teacher"]["tokens_per_second"]
+        log.info("greedy generation, %d new tokens after %r, %d thread(s), best of %d: teacher %.1f tokens/s, "
+                 "student %.1f tokens/s (x%.2f; medians %.1f and %.1f)", figures["student"]["new_tokens"], text,
+                 threads, SPEED_REPEATS, figures["teacher"]["tokens_per_second"],
+                 figures["student"]["tokens_per_second"], speedup, figures["teacher"]["tokens_per_second_median"],
+                 figures["student"]["tokens_per_second_median"])
+        speed[f"threads_{threads}"] = {"speedup_student_over_teacher": round(speedup, 3), **figures}
+    log.info("student's greedy continuation: %r", figures["student"]["text"][:200])
+    speed = {"prompt": text, "decoding": "greedy, fp32, KV cache", "speed": speed}
+    if args.bench:
+        write_text(args.bench_output, json.dumps({
+            "benchmark": "stages.distill --bench",
+            "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "machine": machine(),
+            "teacher": args.teacher,
+            "student": args.output_dir,
+            **speed,
+        }, indent=2) + "\n")
+        log.info("speed written to %s", args.bench_output)
+
+
+def _scores(model, tokenizer, val, texts, params: DistillParams, evaluate: EvaluateParams, runtime) -> dict:
+    from aitale.distill import bits_per_byte
+    from aitale.modeling.trainer import evaluate_loss
+
+    val_loss = evaluate_loss(model, val, params.batch_size, runtime)
+    model.eval()  # evaluate_loss leaves the model in train mode
+    return {"val_loss": round(val_loss, 4),
+            "test_bits_per_byte": round(bits_per_byte(model, tokenizer, texts, evaluate.stride), 4)}
+
+
+def _shape(model) -> dict:
+    config = model.config
+    return {key: getattr(config, key) for key in ("n_layer", "n_head", "n_embd")} if config.model_type == "gpt2" else {}
+
+
+def _model_card(path: str, teacher: str, metrics: dict) -> str:
+    shape = metrics["student"]
+    return "\n".join([
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: text-generation",
+        "language:\n- en",
+        "tags:\n- ai-tale\n- children-stories\n- distillation",
+        "---",
+        f"# AI Tale `{Path(path).name}` (distilled)",
+        "",
+        f"A {shape.get('n_layer')}-layer, {shape.get('n_embd')}-wide GPT-2 trained on the logits of the teacher "
+        f"`{teacher}` (knowledge distillation, `python -m stages.distill`), with the teacher's tokenizer and "
+        "generation settings. Prompt it with `<|title|>A Title\\n<|beginning|>`.",
+        "",
+        "## Metrics",
+        "```json",
+        json.dumps(metrics, indent=2, sort_keys=True),
+        "```",
+        "",
+        "## Use",
+        "```python",
+        "from transformers import pipeline",
+        f'generator = pipeline("text-generation", model="{path}")',
+        'print(generator("<|title|>The Brave Little Kettle\\n<|beginning|>")[0]["generated_text"])',
+        "```",
+        "",
+    ])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
