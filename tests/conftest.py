@@ -43,6 +43,8 @@ TINY = {
     "specialise": {"epochs": 1, "groups": {"age-3-5": {"age_group": "3-5"}}, "styles": {"fable": {"style": "fable"}}},
     "generate": {"min_new_tokens": 5, "max_new_tokens": 20},
     "evaluate": {"sample_prompts": ["The Tiny Test"], "samples_per_prompt": 1},
+    "export": {"latency_contexts": [32], "latency_tokens": 4, "throughput_batch": 2, "max_bpb_stories": 2},
+    "distill": {"n_layer": 1, "n_head": 2, "n_embd": 16, "epochs": 1, "batch_size": 8},
 }
 
 

@@ -14,7 +14,8 @@ import yaml
 from aitale.io import read_jsonl
 from tests.conftest import REPO, tiny_params
 
-ALL_STAGES = {"download", "prepare", "tokenizer", "train", "specialise@age-3-5", "stylise@fable", "package", "evaluate"}
+ALL_STAGES = {"download", "prepare", "tokenizer", "train", "specialise@age-3-5", "stylise@fable", "package", "evaluate",
+              "export", "distill"}
 
 
 def sh(*command: str, cwd: Path) -> str:
@@ -65,18 +66,25 @@ def test_repro_builds_everything_then_nothing(repo):
 def test_train_edit_reruns_training_and_after_only(repo):
     sh("dvc", "repro", cwd=repo)
     edit_params(repo, "train", "seed", 7)
-    assert ran(sh("dvc", "repro", cwd=repo)) == {"train", "specialise@age-3-5", "stylise@fable", "package", "evaluate"}
+    assert ran(sh("dvc", "repro", cwd=repo)) == {"train", "specialise@age-3-5", "stylise@fable", "package", "evaluate",
+                                                 "export", "distill"}
 
 
 def test_generate_edit_reruns_packaging_and_evaluation_only(repo):
     sh("dvc", "repro", cwd=repo)
     edit_params(repo, "generate", "temperature", 0.7)
-    assert ran(sh("dvc", "repro", cwd=repo)) == {"package", "evaluate"}
+    assert ran(sh("dvc", "repro", cwd=repo)) == {"package", "evaluate", "export"}
+
+
+def test_export_edit_reruns_export_only(repo):
+    sh("dvc", "repro", cwd=repo)
+    edit_params(repo, "export", "latency_tokens", 3)
+    assert ran(sh("dvc", "repro", cwd=repo)) == {"export"}
 
 
 def test_evaluate_edit_reruns_evaluation_only(repo):
     sh("dvc", "repro", cwd=repo)
-    edit_params(repo, "evaluate", "stride", 32)
+    edit_params(repo, "evaluate", "prompt_fraction", 0.5)
     assert ran(sh("dvc", "repro", cwd=repo)) == {"evaluate"}
 
 
