@@ -26,6 +26,7 @@ from pathlib import Path
 
 from aitale import cli
 from aitale.errors import ParamsError
+from aitale.packaging.model_card import metrics_and_use
 from aitale.params import DistillParams, EvaluateParams, TrainParams, load_section
 
 # torch, transformers and the training code are imported in run(), once the params are
@@ -216,18 +217,7 @@ def _model_card(path: str, teacher: str, metrics: dict) -> str:
         f"`{teacher}` (knowledge distillation, `python -m stages.distill`), with the teacher's tokenizer and "
         "generation settings. Prompt it with `<|title|>A Title\\n<|beginning|>`.",
         "",
-        "## Metrics",
-        "```json",
-        json.dumps(metrics, indent=2, sort_keys=True),
-        "```",
-        "",
-        "## Use",
-        "```python",
-        "from transformers import pipeline",
-        f'generator = pipeline("text-generation", model="{path}")',
-        'print(generator("<|title|>The Brave Little Kettle\\n<|beginning|>")[0]["generated_text"])',
-        "```",
-        "",
+        *metrics_and_use(metrics, path),
     ])
 
 

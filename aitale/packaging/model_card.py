@@ -39,9 +39,16 @@ def model_card(name: str, path: str, params: dict, train_metrics: dict, data_met
         yaml.safe_dump(params, sort_keys=False).strip(),
         "```",
         "",
+        *metrics_and_use(train_metrics, path),
+    ])
+
+
+def metrics_and_use(metrics: dict, path: str) -> list[str]:
+    """The closing sections every AI Tale model card shares."""
+    return [
         "## Metrics",
         "```json",
-        json.dumps(train_metrics, indent=2, sort_keys=True),
+        json.dumps(metrics, indent=2, sort_keys=True),
         "```",
         "",
         "## Use",
@@ -51,4 +58,4 @@ def model_card(name: str, path: str, params: dict, train_metrics: dict, data_met
         'print(generator("<|title|>The Brave Little Kettle\\n<|beginning|>")[0]["generated_text"])',
         "```",
         "",
-    ])
+    ]
