@@ -21,8 +21,10 @@ repro: setup  ## run the whole pipeline on params.yaml
 test: setup  ## the test suite, tiny configs, no network (what CI runs)
 	python -m pytest -q
 
-bench: setup  ## the heavier benchmarks on the reference books; results in metrics/bench/
-	python -m pytest -q -m bench -s
+bench: setup  ## speed and quality benchmarks, each against a baseline run alongside; results in benchmarks/results/
+	python -m benchmarks.train_speed
+	python -m benchmarks.export_speed
+	python -m benchmarks.cpu_budget --minutes 30
 
 human-eval-sheet: setup  ## blind rating sheet: current model against human_eval.baseline
 	python -m stages.human_eval sheet --model models/storyteller --output-dir human_eval/sheet

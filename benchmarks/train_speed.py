@@ -17,10 +17,15 @@ fp32, no attention dropout) for the first ``--variant-steps`` steps. Every run k
 RNG state, so ``fit`` trains exactly as it would alone.
 
 Tokens/s leave out the first ``--warmup`` steps (allocation, oneDNN kernel selection,
-compilation). Losses: the mean train loss over the last ``--tail`` steps and the val loss
-of the final weights, evaluated the same way (fp32) for every run.
+compilation). On a shared machine each step also records the share of the CPUs that other
+processes took during it (/proc/stat); tokens/s are the median over the quiet steps (others
+at most ``--quiet``) when there are enough of them, and ratios come from those medians or,
+failing that, from the step-by-step ratios within the same lockstep rounds. After a round
+that was not quiet the run pauses (up to ``--round-wait`` s, ``--max-wait`` s in all) until
+the other processes leave the CPUs. Losses: the mean train loss over the last ``--tail``
+steps and the val loss of the final weights, evaluated the same way (fp32) for every run.
 
-    .venv/bin/python -m benchmarks.train_speed            # the stage's full schedule (~5 min)
+    .venv/bin/python -m benchmarks.train_speed            # the stage's full schedule (~5 min idle)
     .venv/bin/python -m benchmarks.train_speed --quick    # 12 steps, one variant (~1 min)
 
 Results: benchmarks/results/train_speed.json (with the machine), and a table on stdout.
@@ -63,7 +68,7 @@ QUICK_STEPS = 12
 QUICK_VARIANTS = ["fused_adamw"]
 GOAL_RATIO = 1.5
 # A variant is worth adopting when it is this much faster than the stage's own step and its
-# val loss is no more than LOSS_SLACK worse (dropout masks differ, so losses are not bit-equal).
+# val loss is no more than LOSS_SLACK worse (compiled kernels and dropout masks differ a little).
 CLEAR_SPEEDUP = 1.10
 LOSS_SLACK = 0.02
 
@@ -103,6 +108,33 @@ def prepare_data(config: Path, fresh: bool, workdir: Path) -> Data:
                 f"made by stages.download/prepare/tokenizer in a temp dir ({config.name})")
 
 
+# --- measuring a step on a shared machine ------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+CPUS = os.cpu_count() or 1
+
+
+def cpu_snapshot() -> tuple[float, float, float]:
+    """(wall clock, CPU seconds the whole machine was busy, CPU seconds of this process)."""
+    wall = time.perf_counter()
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        # user nice system idle iowait irq softirq steal: busy is all but idle and iowait
+        busy = (sum(fields[:3]) + sum(fields[5:8])) / CLOCK_TICKS
+    except (OSError, ValueError):
+        busy = math.nan
+    own = os.times()
+    return wall, busy, own.user + own.system
+
+
+def other_load(before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
+    """Share of the machine's CPUs that other processes (or the hypervisor) used in between."""
+    wall = after[0] - before[0]
+    if wall <= 0 or math.isnan(after[1]):
+        return math.nan
+    return max(0.0, ((after[1] - before[1]) - (after[2] - before[2])) / (wall * CPUS))
+
+
 # --- one run's step, outside fit ---------------------------------------------------------
 
 
@@ -119,6 +151,7 @@ class Run:
     threads: int | None = None
     adopt: str = ""
     times: list[float] = field(default_factory=list)
+    others: list[float] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     error: str | None = None
 
@@ -130,9 +163,11 @@ class Run:
         try:
             if self.threads:
                 torch.set_num_threads(self.threads)
-            started = time.perf_counter()
+            before = cpu_snapshot()
             loss = self.step_fn(batch)
-            self.times.append(time.perf_counter() - started)
+            after = cpu_snapshot()
+            self.times.append(after[0] - before[0])
+            self.others.append(other_load(before, after))
             self.losses.append(loss)
         except Exception as err:  # a variant that fails (e.g. no compiler) is reported, not fatal
             self.error = f"{type(err).__name__}: {err}".splitlines()[0][:300]
@@ -205,24 +240,34 @@ def stage_like_run(
 class LockstepTracker(Tracker):
     """Records fit's own per-step figures; after each fit step, steps every other run once."""
 
-    def __init__(self, runs: list[Run], batches: list[torch.Tensor], check_step: int, check: Callable[[], float]):
+    def __init__(self, runs: list[Run], batches: list[torch.Tensor], check_step: int, check: Callable[[], float],
+                 quiet: float = 1.0, max_wait: float = 0.0, round_wait: float = 0.0):
         super().__init__(Path(tempfile.gettempdir()) / "unused-dvclive", enabled=False)
+        self.quiet, self.wait_left, self.round_wait = quiet, max_wait, round_wait
+        self.waited: list[float] = []
         self.runs, self.batches = runs, batches
         self.check_step, self.check = check_step, check
         self.times: list[float] = []
+        self.others: list[float] = []
         self.losses: list[float] = []
         self.lrs: list[float] = []
-        self.evals: dict[int, float] = {}
         self.loads: list[float] = []
         self.val_at_check: float | None = None
         self.started = time.perf_counter()
+        self.mark = cpu_snapshot()
+
+    def start(self, resumed: bool, step: int) -> None:
+        super().start(resumed, step)
+        self.mark = cpu_snapshot()  # fit's first step starts right after this
 
     def log_step(self, step: int, metrics: dict[str, float]) -> None:
+        now = cpu_snapshot()
         tokens = self.batches[step - 1].numel()
         self.times.append(tokens / metrics["perf/tokens_per_second"])  # fit's own step time
+        self.others.append(other_load(self.mark, now))
         self.losses.append(metrics["train/loss"])
         self.lrs.append(metrics["train/lr"])
-        self.loads.append(load_average()[0] if load_average() else math.nan)
+        self.loads.append(round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else math.nan)
         fit_rng = torch.get_rng_state()
         try:
             # Rotate the order so no run always follows the same one (caches, thread wake-up).
@@ -233,30 +278,76 @@ class LockstepTracker(Tracker):
                 self.val_at_check = self.check()
         finally:
             torch.set_rng_state(fit_rng)
-        done = ", ".join(f"{r.name} {r.losses[-1]:.3f}" for r in self.runs if r.losses and len(r.losses) == step)
-        log.info("step %3d  %5.1fs  stage %.2fs loss %.3f  %s", step, time.perf_counter() - self.started,
-                 self.times[-1], self.losses[-1], done)
+        done = ", ".join(f"{r.name} {r.times[-1]:.2f}s {r.losses[-1]:.3f}" for r in self.runs
+                         if r.losses and len(r.losses) == step)
+        log.info("step %3d  %6.1fs  others %3.0f%%  stage %.2fs %.3f  %s", step, time.perf_counter() - self.started,
+                 100 * self.others[-1], self.times[-1], self.losses[-1], done)
+        if step < len(self.batches):
+            self.wait_for_quiet(step)
+        self.mark = cpu_snapshot()  # fit's next step starts right after this returns
 
-    def log_eval(self, step: int, metrics: dict[str, float]) -> None:
-        self.evals[step] = metrics["val/loss"]
 
+    def wait_for_quiet(self, step: int) -> None:
+        """After a round in which other processes took the CPUs, pause until they leave (within the budget)."""
+        latest = [self.others[-1]] + [r.others[-1] for r in self.runs if len(r.others) == step]
+        if self.wait_left <= 0 or not any(o > self.quiet for o in latest if not math.isnan(o)):
+            return
+        began = time.perf_counter()
+        limit = min(self.round_wait, self.wait_left)
+        while time.perf_counter() - began < limit:
+            before = cpu_snapshot()
+            time.sleep(0.5)
+            if other_load(before, cpu_snapshot()) <= self.quiet:
+                break
+        waited = time.perf_counter() - began
+        self.wait_left -= waited
+        self.waited.append(round(waited, 1))
+        log.info("waited %.1fs for other processes to leave the CPUs (%.0fs of waiting left)", waited,
+                 max(0.0, self.wait_left))
 
 # --- figures -----------------------------------------------------------------------------
 
+MIN_QUIET = 5  # quiet steps needed on both sides to compare quiet medians
 
-def speed(times: list[float], tokens_per_step: int, warmup: int) -> dict:
-    timed = times[warmup:] if len(times) > warmup else times
+
+def speed(times: list[float], others: list[float], tokens: list[int], warmup: int, quiet: float) -> dict:
+    """Throughput of one run; ``tokens[i]`` is step i's batch (the last step of an epoch is a short one)."""
+    timed = list(zip(times, others, tokens))[warmup:]
     if not timed:
         return {"timed_steps": 0}
-    return {
+    rates = [n / t for t, _, n in timed]
+    quiet_rates = [n / t for t, o, n in timed if o <= quiet]
+    figures = {
         "timed_steps": len(timed),
-        "tokens_per_second_median": round(tokens_per_step / statistics.median(timed), 1),
-        "tokens_per_second_mean": round(tokens_per_step * len(timed) / sum(timed), 1),
-        "step_seconds_median": round(statistics.median(timed), 4),
-        "step_seconds_min": round(min(timed), 4),
-        "step_seconds_max": round(max(timed), 4),
+        "quiet_steps": len(quiet_rates),
+        "tokens_per_second_quiet_median": round(statistics.median(quiet_rates), 1) if quiet_rates else None,
+        "tokens_per_second_median": round(statistics.median(rates), 1),
+        "tokens_per_second_mean": round(sum(n for _, _, n in timed) / sum(t for t, _, _ in timed), 1),
+        "other_load_median": round(statistics.median(o for _, o, _ in timed), 3),
         "first_steps_seconds": [round(t, 3) for t in times[:warmup]],
+        "step_seconds": [round(t, 4) for t in times],
+        "other_load_per_step": [round(o, 3) for o in others],
     }
+    # The headline: quiet steps when there are enough of them, all timed steps otherwise.
+    use_quiet = len(quiet_rates) >= MIN_QUIET
+    figures["tokens_per_second"] = figures["tokens_per_second_quiet_median" if use_quiet else "tokens_per_second_median"]
+    figures["tokens_per_second_basis"] = "median of quiet steps" if use_quiet else "median of all timed steps"
+    return figures
+
+
+def compare(fast: dict, slow: dict, warmup: int) -> dict:
+    """fast/slow speed: from quiet medians when both have enough quiet steps, else paired by step."""
+    rounds = min(len(fast["step_seconds"]), len(slow["step_seconds"]))
+    paired = [slow["step_seconds"][i] / fast["step_seconds"][i] for i in range(warmup, rounds)]
+    result = {
+        "paired_median": round(statistics.median(paired), 3) if paired else None,
+        "all_steps_medians": round(fast["tokens_per_second_median"] / slow["tokens_per_second_median"], 3),
+        "quiet_medians": round(fast["tokens_per_second_quiet_median"] / slow["tokens_per_second_quiet_median"], 3)
+        if min(fast["quiet_steps"], slow["quiet_steps"]) >= MIN_QUIET else None,
+    }
+    basis = "quiet_medians" if result["quiet_medians"] is not None else "paired_median"
+    result.update(ratio=result[basis], basis=basis)
+    return result
 
 
 def loss_figures(losses: list[float], tail: int) -> dict:
@@ -318,7 +409,7 @@ VARIANTS = {
     "fp32": ("the stage's step with precision fp32 (same recipe, no autocast)", {"fp32": True}, None,
              "train.precision: fp32 in params.yaml"),
 }
-FULL_VARIANTS = ["fused_adamw", "compile", "eager_attention", "no_attn_dropout", "fp32"]
+FULL_VARIANTS = ["fused_adamw", "compile", "eager_attention", "no_attn_dropout", "one_thread", "fp32"]
 # Variants that are comparisons, not changes to adopt.
 REFERENCE_ONLY = ("stage_copy", "fp32")
 
@@ -342,9 +433,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh-data", action="store_true",
                         help="make the data with stages.download/prepare/tokenizer in a temp dir even when "
                              "data/processed and models/tokenizer exist")
-    parser.add_argument("--nice", type=int, default=0,
-                        help="add this to the process's nice value first; negative (root only) lets other load "
-                             "on a shared machine disturb the timings less (default: 0)")
+    parser.add_argument("--quiet", type=float, default=0.15,
+                        help="a step counts as quiet when other processes used at most this share of the CPUs "
+                             "during it (default: %(default)s)")
+    parser.add_argument("--max-wait", type=float, default=None,
+                        help="seconds in all that the run may pause, between lockstep rounds, for other processes "
+                             "to leave the CPUs (after a step that was not quiet); 0 never waits "
+                             "(default: 600; --quick: 60)")
+    parser.add_argument("--round-wait", type=float, default=30.0,
+                        help="longest pause before one round (default: %(default)s s)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results JSON (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -359,8 +456,6 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
 
-    if args.nice:
-        os.nice(args.nice)
     began = time.perf_counter()
     load_before = load_average()
     model_params = load_section(ModelParams, "model", args.config)
@@ -410,8 +505,10 @@ def main(argv: list[str] | None = None) -> int:
                                        adopt=adopt, **kwargs))
 
         stage_model = model
+        max_wait = args.max_wait if args.max_wait is not None else (60.0 if args.quick else 600.0)
         tracker = LockstepTracker(runs, batches, variant_steps,
-                                  lambda: trainer.evaluate_loss(stage_model, val, hp.batch_size, fp32_runtime))
+                                  lambda: trainer.evaluate_loss(stage_model, val, hp.batch_size, fp32_runtime),
+                                  quiet=args.quiet, max_wait=max_wait, round_wait=args.round_wait)
         schedule = trainer.Schedule(eval_every=steps, patience=0, checkpoint_every=steps, sample_every=steps,
                                     sample_prompts=[], seed=train_params.seed)
         checkpoints = Checkpoints(tmp / "checkpoints", "train-speed")
@@ -426,13 +523,14 @@ def main(argv: list[str] | None = None) -> int:
             return round(trainer.evaluate_loss(m, val, hp.batch_size, fp32_runtime), 4)
 
         tokens_per_step = per_step * block_size
+        step_tokens = [b.numel() for b in batches]
         stage_val = val_loss(stage_model)
         results = {
             "stage": {
                 "what": f"aitale.modeling.trainer.fit, precision {train_params.precision} -> "
                         f"{str(runtime.dtype or 'fp32').removeprefix('torch.')}",
                 "steps": metrics["steps"],
-                **speed(tracker.times, tokens_per_step, args.warmup),
+                **speed(tracker.times, tracker.others, step_tokens, args.warmup, args.quiet),
                 **loss_figures(tracker.losses, args.tail),
                 "val_loss": stage_val,
                 "val_loss_fit_reported": metrics["val_loss"],
@@ -441,7 +539,8 @@ def main(argv: list[str] | None = None) -> int:
             },
         }
         for run in runs:
-            entry = {"what": run.what, "steps": len(run.times), **speed(run.times, tokens_per_step, args.warmup),
+            entry = {"what": run.what, "steps": len(run.times),
+                     **speed(run.times, run.others, step_tokens, args.warmup, args.quiet),
                      **loss_figures(run.losses, args.tail), "val_loss": val_loss(run.model) if run.times else None}
             if run.error:
                 entry["error"] = run.error
@@ -450,13 +549,13 @@ def main(argv: list[str] | None = None) -> int:
             results[run.name] = entry
 
     base, stage = results["baseline"], results["stage"]
-    ratio = stage["tokens_per_second_median"] / base["tokens_per_second_median"]
-    ratio_mean = stage["tokens_per_second_mean"] / base["tokens_per_second_mean"]
+    ratios = compare(stage, base, args.warmup)
     comparison = {
-        "stage_over_baseline_tokens_per_second": round(ratio, 3),
-        "stage_over_baseline_tokens_per_second_from_means": round(ratio_mean, 3),
+        "stage_over_baseline_tokens_per_second": ratios["ratio"],
+        "ratio_basis": ratios["basis"],
+        "ratios": ratios,
         "goal": GOAL_RATIO,
-        "speed_goal_met": ratio >= GOAL_RATIO,
+        "speed_goal_met": ratios["ratio"] >= GOAL_RATIO,
         "val_loss_stage_minus_baseline": round(stage["val_loss"] - base["val_loss"], 4),
         "train_loss_tail_stage_minus_baseline": round(stage["train_loss_tail_mean"] - base["train_loss_tail_mean"], 4),
         "loss_no_worse": stage["val_loss"] <= base["val_loss"],
@@ -468,11 +567,14 @@ def main(argv: list[str] | None = None) -> int:
         if entry.get("error") or not entry.get("timed_steps"):
             variants[name] = {"verdict": "failed" if entry.get("error") else "not timed"}
             continue
-        speedup = entry["tokens_per_second_median"] / stage["tokens_per_second_median"]
+        ratios = compare(entry, stage, args.warmup)
+        speedup = ratios["ratio"]
         dval = entry["val_loss"] - stage[f"val_loss_at_step_{variant_steps}"]
         adopt = speedup >= CLEAR_SPEEDUP and dval <= LOSS_SLACK and name not in REFERENCE_ONLY
         variants[name] = {
-            "speedup_over_stage": round(speedup, 3),
+            "speedup_over_stage": speedup,
+            "speedup_basis": ratios["basis"],
+            "speedups": ratios,
             "val_loss_minus_stage_at_same_step": round(dval, 4),
             "train_loss_tail_minus_stage": round(entry["train_loss_tail_mean"] - stage_tail, 4),
             "verdict": "reference only" if name in REFERENCE_ONLY else f"adopt: {entry['adopt_by']}" if adopt
@@ -483,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "benchmarks.train_speed",
         "quick": args.quick,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {**machine_info(), "nice": os.nice(0), "load_average_before": load_before,
+        "machine": {**machine_info(), "load_average_before": load_before,
                     "load_average_after": load_average(),
                     "load_1min_during_steps": {"min": min(tracker.loads), "median": statistics.median(tracker.loads),
                                                "max": max(tracker.loads)}},
@@ -499,6 +601,7 @@ def main(argv: list[str] | None = None) -> int:
             "warmup_steps_excluded": args.warmup,
             "tail_steps": args.tail,
             "tokens_per_step": tokens_per_step,
+            "short_steps": {i + 1: n for i, n in enumerate(step_tokens) if n != tokens_per_step},
             "train_blocks": len(train),
             "train_tokens": train.tokens,
             "val_blocks": len(val),
@@ -506,6 +609,10 @@ def main(argv: list[str] | None = None) -> int:
             "seed": train_params.seed,
             "timing": "lockstep: fit drives, every other run takes its step after each fit step; step times are "
                       "fit's own perf/tokens_per_second and the same span for the others (batch to zero_grad)",
+            "quiet_step": f"a step during which other processes used at most {args.quiet:.0%} of the machine's "
+                          "CPUs (/proc/stat busy time minus this process's CPU time)",
+            "ratios": f"quiet medians when both sides have >= {MIN_QUIET} quiet steps, else the median of the "
+                      "per-step ratios of the same lockstep rounds",
             "val_loss_eval": "trainer.evaluate_loss in fp32 on the whole val split, the same for every run",
         },
         "non_padding_fraction": {
@@ -514,10 +621,16 @@ def main(argv: list[str] | None = None) -> int:
             "pad_token_id": pad,
             "batches": len(fractions),
         },
+        "not_measured": {
+            "channels_last": "a memory format for 4-D (NCHW) conv activations; GPT-2 has no conv layers, "
+                             "so there is nothing for it to change",
+        },
         "comparison": comparison,
         "variants": variants,
         "runs": results,
         "lockstep_seconds": round(lockstep_seconds, 1),
+        "waited_for_quiet_seconds": round(sum(tracker.waited), 1),
+        "waits": tracker.waited,
         "total_seconds": round(time.perf_counter() - began, 1),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -528,36 +641,40 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_table(report: dict) -> None:
-    runs, setup = report["runs"], report["setup"]
-    base_tps = runs["baseline"]["tokens_per_second_median"]
-    machine = report["machine"]
-    print(f"\n{machine['cpu_model']}, {machine['logical_cpus']} CPUs, torch {machine['torch']}, "
-          f"{machine['torch_threads']} threads, nice {machine['nice']}, 1-min load during the steps "
-          f"{machine['load_1min_during_steps']['median']} (median; {machine['load_1min_during_steps']['min']}-"
-          f"{machine['load_1min_during_steps']['max']})")
-    print(f"{setup['steps']} steps x {setup['tokens_per_step']} tokens (variants: first {setup['variant_steps']}); "
-          f"timing leaves out the first {setup['warmup_steps_excluded']}; "
-          f"non-padding fraction {report['non_padding_fraction']['mean']:.4f}")
-    header = f"{'run':<16}{'steps':>6}{'tok/s med':>11}{'tok/s mean':>11}{'x base':>8}{'tail loss':>10}{'val loss':>10}"
+    runs, setup, machine = report["runs"], report["setup"], report["machine"]
+    during = machine["load_1min_during_steps"]
+    print(f"\n{machine['cpu_model']} ({', '.join(machine['cpu_flags_of_note'])}), {machine['logical_cpus']} CPUs, "
+          f"torch {machine['torch']}, {machine['torch_threads']} threads; "
+          f"1-min load during the steps {during['median']} (median, {during['min']}-{during['max']})")
+    short = f", {len(setup['short_steps'])} short epoch-end steps" if setup["short_steps"] else ""
+    print(f"{setup['steps']} steps x {setup['tokens_per_step']} tokens{short} (variants: first {setup['variant_steps']}); "
+          f"timing leaves out the first {setup['warmup_steps_excluded']}; non-padding fraction "
+          f"{report['non_padding_fraction']['mean']:.4f} (min {report['non_padding_fraction']['min']:.4f})")
+    header = (f"{'run':<16}{'steps':>6}{'quiet':>6}{'tok/s':>9}{'tok/s all':>10}{'others':>8}"
+              f"{'tail loss':>10}{'val loss':>10}")
     print(header)
     print("-" * len(header))
     for name, run in runs.items():
         if not run.get("timed_steps"):
             print(f"{name:<16}{run.get('steps', 0):>6}  {run.get('error', 'not timed')}")
             continue
-        print(f"{name:<16}{run['steps']:>6}{run['tokens_per_second_median']:>11.0f}{run['tokens_per_second_mean']:>11.0f}"
-              f"{run['tokens_per_second_median'] / base_tps:>8.2f}{run['train_loss_tail_mean']:>10.3f}{run['val_loss']:>10.3f}")
+        star = "" if run["tokens_per_second_basis"].startswith("median of quiet") else "*"
+        print(f"{name:<16}{run['steps']:>6}{run['quiet_steps']:>6}{run['tokens_per_second']:>8.0f}{star:1}"
+              f"{run['tokens_per_second_median']:>10.0f}{run['other_load_median']:>8.0%}"
+              f"{run['train_loss_tail_mean']:>10.3f}{run['val_loss']:>10.3f}")
+    print("tok/s: median over quiet steps (* too few quiet steps: all timed steps); tok/s all: median over all "
+          "timed steps; others: median CPU share other processes took during its steps")
     c = report["comparison"]
-    print(f"\nstage/baseline tokens/s: {c['stage_over_baseline_tokens_per_second']:.2f} (goal {c['goal']}: "
-          f"{'met' if c['speed_goal_met'] else 'NOT met'}); val loss stage - baseline: "
+    print(f"\nstage/baseline tokens/s: {c['stage_over_baseline_tokens_per_second']:.2f} ({c['ratio_basis']}; "
+          f"goal {c['goal']}: {'met' if c['speed_goal_met'] else 'NOT met'}); val loss stage - baseline: "
           f"{c['val_loss_stage_minus_baseline']:+.3f} ({'no worse' if c['loss_no_worse'] else 'worse'})")
     stage_val = runs["stage"].get(f"val_loss_at_step_{setup['variant_steps']}")
     if report["variants"]:
         print(f"variants vs the stage at step {setup['variant_steps']} (stage val loss there: {stage_val}):")
     for name, v in report["variants"].items():
         if "speedup_over_stage" in v:
-            print(f"  {name:<16} x{v['speedup_over_stage']:.2f} speed, val loss {v['val_loss_minus_stage_at_same_step']:+.3f}: "
-                  f"{v['verdict']}")
+            print(f"  {name:<16} x{v['speedup_over_stage']:.2f} ({v['speedup_basis']}), val loss "
+                  f"{v['val_loss_minus_stage_at_same_step']:+.3f}: {v['verdict']}")
         else:
             print(f"  {name:<16} {v['verdict']}")
 
