@@ -560,6 +560,9 @@ def main(argv: list[str] | None = None) -> int:
         "train_loss_tail_stage_minus_baseline": round(stage["train_loss_tail_mean"] - base["train_loss_tail_mean"], 4),
         "loss_no_worse": stage["val_loss"] <= base["val_loss"],
     }
+    if steps <= hp.warmup_steps:
+        comparison["loss_note"] = (f"{steps} steps is within the stage's {hp.warmup_steps}-step lr warmup (the "
+                                   "baseline runs at full lr from step 1): compare losses on a full run")
     variants = {}
     stage_tail = statistics.fmean(tracker.losses[max(0, variant_steps - args.tail): variant_steps])
     for name in names:
@@ -668,6 +671,8 @@ def print_table(report: dict) -> None:
     print(f"\nstage/baseline tokens/s: {c['stage_over_baseline_tokens_per_second']:.2f} ({c['ratio_basis']}; "
           f"goal {c['goal']}: {'met' if c['speed_goal_met'] else 'NOT met'}); val loss stage - baseline: "
           f"{c['val_loss_stage_minus_baseline']:+.3f} ({'no worse' if c['loss_no_worse'] else 'worse'})")
+    if "loss_note" in c:
+        print(f"  note: {c['loss_note']}")
     stage_val = runs["stage"].get(f"val_loss_at_step_{setup['variant_steps']}")
     if report["variants"]:
         print(f"variants vs the stage at step {setup['variant_steps']} (stage val loss there: {stage_val}):")
