@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,9 +49,10 @@ def main() -> None:
     params["model"]["vocab_size"] = args.vocab_size
     config = work / "params.yaml"
 
-    def write(max_steps: int, epochs: int) -> None:
+    def write(max_steps: int, epochs: int, eval_every: int = 25) -> None:
         params["train"]["scratch"].update(max_steps=max_steps, epochs=epochs)
-        params["train"]["patience"] = 0
+        params["train"].update(patience=0, eval_every=eval_every, checkpoint_every=eval_every,
+                               sample_every=max(eval_every, max_steps))
         config.write_text(yaml.safe_dump(params, sort_keys=False))
 
     write(0, 1)
@@ -62,18 +64,21 @@ def main() -> None:
                            "--output-dir", str(work / "tokenizer")),
     }
     train_args = ["--tokenizer", str(work / "tokenizer"), "--train", str(work / "processed/train.jsonl"),
-                  "--val", str(work / "processed/val.jsonl"), "--live", str(work / "live")]
+                  "--val", str(work / "processed/val.jsonl")]
 
-    probe_steps = 15
-    write(probe_steps, 100)
-    probe = stage("train", config, *train_args, "--output-dir", str(work / "probe"),
-                  "--checkpoints", str(work / "probe-ckpt"), "--metrics", str(work / "probe.json"))
-    overhead = 25.0  # start-up, packing and the final save, measured roughly on this machine
-    per_step = max(0.1, (probe - overhead) / probe_steps)
-    steps = max(probe_steps, int((args.minutes * 60 - overhead) / per_step))
-    write(steps, 1000)
+    # The step time comes from the probe's own tokens/s curve, so start-up and saving don't skew it;
+    # ten validation passes are budgeted on top (about 3% of 30 minutes).
+    write(30, 100, eval_every=1000)
+    stage("train", config, *train_args, "--output-dir", str(work / "probe"), "--checkpoints", str(work / "probe-ckpt"),
+          "--live", str(work / "probe-live"), "--metrics", str(work / "probe.json"))
+    rates = (work / "probe-live/plots/metrics/perf/tokens_per_second.tsv").read_text().split()[3::2]
+    tokens_per_step = params["train"]["scratch"]["batch_size"] * params["train"]["scratch"]["block_size"]
+    per_step = tokens_per_step / statistics.median(float(rate) for rate in rates[5:])
+    steps = max(30, int(args.minutes * 60 * 0.97 / per_step))
+    write(steps, 1000, eval_every=max(1, steps // 10))
     timings["train"] = stage("train", config, *train_args, "--output-dir", str(work / "model"),
-                             "--checkpoints", str(work / "ckpt"), "--metrics", str(work / "train.json"))
+                             "--checkpoints", str(work / "ckpt"), "--live", str(work / "live"),
+                             "--metrics", str(work / "train.json"))
     timings["evaluate"] = stage("evaluate", config, "--model-path", str(work / "model"),
                                 "--test-dataset", str(work / "processed/test.jsonl"),
                                 "--output-dir", str(work / "eval"))

@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,49 @@ def scratch_run(tmp_path_factory, tiny_data):
     result = train(root, tiny_data, config)
     assert result.returncode == 0, result.stderr
     return root, config
+
+
+def sh(*command: str, cwd: Path) -> str:
+    """Run a command (``dvc``, ``git``) with this interpreter's environment first on PATH; fail on error."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONHASHSEED": "0"}
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def git_commit(repo: Path, message: str) -> None:
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "-c", "user.name=AI Tale tests", "-c", "user.email=tests@ai-tale.invalid", "commit", "-qm", message,
+       cwd=repo)
+
+
+def make_project(root: Path, **sections: dict) -> Path:
+    """What a clone of this repository holds (files git tracks, no outputs), as a new git repo on tiny params."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    for name in files:
+        if (REPO / name).is_file() and not name.startswith(("dvclive/", "metrics/")) and name != "dvc.lock":
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    tiny_params(root / "params.yaml", **sections)
+    sh("git", "init", "-q", "-b", "main", cwd=root)
+    git_commit(root, "AI Tale on tiny params")
+    return root
+
+
+@pytest.fixture(scope="session")
+def dvc_project(tmp_path_factory) -> Path:
+    """This project on tiny params after ``dvc repro``, with dvc.lock and the metrics committed."""
+    root = make_project(tmp_path_factory.mktemp("project") / "ai-tale")
+    sh("dvc", "repro", cwd=root)
+    git_commit(root, "dvc repro")
+    return root
+
+
+def clone_project(source: Path, dest: Path) -> Path:
+    """A git clone of ``source`` sharing its DVC cache, with the outputs checked out: a workspace in seconds."""
+    sh("git", "clone", "-q", str(source), str(dest), cwd=dest.parent)
+    sh("dvc", "cache", "dir", "--local", str(source / ".dvc" / "cache"), cwd=dest)
+    sh("dvc", "checkout", "-q", cwd=dest)
+    return dest
