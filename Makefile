@@ -5,7 +5,7 @@ PYTHON ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: setup repro test bench human-eval-sheet human-eval-score clean
+.PHONY: setup repro test bench queue review human-eval-sheet human-eval-score clean
 
 setup: $(VENV)/.installed
 
@@ -21,10 +21,21 @@ repro: setup  ## run the whole pipeline on params.yaml
 test: setup  ## the test suite, tiny configs, no network (what CI runs)
 	python -m pytest -q
 
-bench: setup  ## speed and quality benchmarks, each against a baseline run alongside; results in benchmarks/results/
+bench: repro  ## speed and quality benchmarks, each against a baseline run alongside; results in benchmarks/results/
 	python -m benchmarks.train_speed
 	python -m benchmarks.export_speed
+	python -m benchmarks.generation_speed
+	python -m benchmarks.noop_repro
+	python -m pytest -m slow  # a clean clone's full `dvc repro` gives the committed dvc.lock
 	python -m benchmarks.cpu_budget --minutes 30
+
+JOBS ?= 2
+queue: setup  ## run the queued experiments (`dvc exp run --queue ...`), JOBS at a time
+	dvc queue start -j $(JOBS)
+
+BASE ?= main
+review: setup  ## params, metrics and plots changed against $(BASE), as Markdown: make review BASE=origin/main
+	python -m aitale.review --base $(BASE) --output review.md --plots-dir review-plots
 
 human-eval-sheet: setup  ## blind rating sheet: current model against human_eval.baseline
 	python -m stages.human_eval sheet --model models/storyteller --output-dir human_eval/sheet

@@ -34,6 +34,15 @@ def atomic_dir(destination: str | Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def replace_dir(source: str | Path, destination: str | Path) -> None:
+    """Move the folder ``source`` to ``destination``, in place of whatever is there."""
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if destination.exists():
+        shutil.rmtree(destination) if destination.is_dir() else destination.unlink()
+    os.replace(source, destination)
+
+
 def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically, flushed to disk before it takes the real name."""
     path = Path(path)

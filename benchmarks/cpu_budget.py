@@ -70,14 +70,16 @@ def main() -> None:
     # ten validation passes are budgeted on top (about 3% of 30 minutes).
     write(30, 100, eval_every=1000)
     stage("train", config, *train_args, "--output-dir", str(work / "probe"), "--checkpoints", str(work / "probe-ckpt"),
-          "--live", str(work / "probe-live"), "--metrics", str(work / "probe.json"))
-    rates = (work / "probe-live/plots/metrics/perf/tokens_per_second.tsv").read_text().split()[3::2]
+          "--live", str(work / "probe-live"), "--speed", str(work / "probe-speed"),
+          "--metrics", str(work / "probe.json"))
+    rates = (work / "probe-speed/plots/metrics/tokens_per_second.tsv").read_text().split()[3::2]
     tokens_per_step = params["train"]["scratch"]["batch_size"] * params["train"]["scratch"]["block_size"]
     per_step = tokens_per_step / statistics.median(float(rate) for rate in rates[5:])
     steps = max(30, int(args.minutes * 60 * 0.97 / per_step))
     write(steps, 1000, eval_every=max(1, steps // 10))
     timings["train"] = stage("train", config, *train_args, "--output-dir", str(work / "model"),
                              "--checkpoints", str(work / "ckpt"), "--live", str(work / "live"),
+                             "--speed", str(work / "speed"),
                              "--metrics", str(work / "train.json"))
     timings["evaluate"] = stage("evaluate", config, "--model-path", str(work / "model"),
                                 "--test-dataset", str(work / "processed/test.jsonl"),

@@ -242,7 +242,8 @@ class LockstepTracker(Tracker):
 
     def __init__(self, runs: list[Run], batches: list[torch.Tensor], check_step: int, check: Callable[[], float],
                  quiet: float = 1.0, max_wait: float = 0.0, round_wait: float = 0.0):
-        super().__init__(Path(tempfile.gettempdir()) / "unused-dvclive", enabled=False)
+        unused = Path(tempfile.gettempdir()) / "unused-dvclive"
+        super().__init__(unused, unused, enabled=False)
         self.quiet, self.wait_left, self.round_wait = quiet, max_wait, round_wait
         self.waited: list[float] = []
         self.runs, self.batches = runs, batches
@@ -260,10 +261,10 @@ class LockstepTracker(Tracker):
         super().start(resumed, step)
         self.mark = cpu_snapshot()  # fit's first step starts right after this
 
-    def log_step(self, step: int, metrics: dict[str, float]) -> None:
+    def log_step(self, step: int, metrics: dict[str, float], speed: dict[str, float]) -> None:
         now = cpu_snapshot()
         tokens = self.batches[step - 1].numel()
-        self.times.append(tokens / metrics["perf/tokens_per_second"])  # fit's own step time
+        self.times.append(tokens / speed["tokens_per_second"])  # fit's own step time
         self.others.append(other_load(self.mark, now))
         self.losses.append(metrics["train/loss"])
         self.lrs.append(metrics["train/lr"])

@@ -49,12 +49,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     weights, metrics = Path(args.weights), Path(args.metrics)
+    slices = {**specialise.groups, **specialise.styles}
+    # The whole folders are this stage's DVC dependencies: what a removed group left in them would
+    # count as an input, and every clone (which lacks it) would see the stage as changed.
+    stale = sorted([str(p) for p in weights.iterdir() if p.is_dir() and p.name not in {BROAD, *slices}]
+                   + [str(p) for p in (metrics / "specialise").glob("*.json") if p.stem not in slices])
+    if stale:
+        log.error("%s: left by specialised models that params.yaml no longer names (specialise.groups, "
+                  "specialise.styles); delete them", ", ".join(stale))
+        return 2
     data_metrics = json.loads((metrics / "data.json").read_text())
     hp = train.scratch if model.scratch else train.pretrained
     base_params = {"model": model.model_dump(), "train": hp.model_dump(), "generate": generate.model_dump()}
     publish(weights / BROAD, Path(args.output_dir), args.output_dir, generate, base_params,
             json.loads((metrics / "train.json").read_text()), data_metrics, None)
-    slices = {**specialise.groups, **specialise.styles}
     with atomic_dir(args.specialised_dir) as staging:
         for name, selector in sorted(slices.items()):
             slice_ = selector.model_dump(exclude_none=True)

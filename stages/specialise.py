@@ -8,7 +8,7 @@ The metrics compare the slice's validation loss before (the broad model) and aft
     python -m stages.specialise --kind groups --name age-3-5 --base-model models/weights/storyteller \\
         --train data/processed/train.jsonl --val data/processed/val.jsonl \\
         --output-dir models/weights/age-3-5 --checkpoints models/checkpoints/age-3-5 \\
-        --live dvclive/age-3-5 --metrics metrics/specialise/age-3-5.json
+        --live dvclive/age-3-5 --speed metrics/speed/age-3-5 --metrics metrics/specialise/age-3-5.json
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", required=True, help="where the specialised model is saved")
     parser.add_argument("--checkpoints", required=True, help="resumable checkpoints (kept between runs)")
     parser.add_argument("--live", required=True, help="DVCLive folder")
+    parser.add_argument("--speed", required=True, help="DVCLive folder for this run's tokens/s and memory")
     parser.add_argument("--metrics", required=True, help="JSON file for this model's metrics")
     args = parser.parse_args(argv)
     cli.setup_logging()
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     broad_loss = evaluate_loss(model, load_blocks(args.val, tokenizer, block_size, keep), hp.batch_size, runtime)
     metrics = train_and_save(
         model, tokenizer, runtime, hp=hp, train_params=train_params, train_path=args.train, val_path=args.val,
-        output_dir=args.output_dir, checkpoint_dir=args.checkpoints, live_dir=args.live, keep=keep,
+        output_dir=args.output_dir, checkpoint_dir=args.checkpoints, live_dir=args.live, speed_dir=args.speed,
+        keep=keep,
         fingerprint={"slice": selector.model_dump(), "name": args.name},
     )
     metrics.update(

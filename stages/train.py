@@ -6,7 +6,8 @@ Runs the same under ``torchrun --nproc-per-node N -m stages.train ...`` (DDP).
 
     python -m stages.train --tokenizer models/tokenizer --train data/processed/train.jsonl \\
         --val data/processed/val.jsonl --output-dir models/weights/storyteller \\
-        --checkpoints models/checkpoints/storyteller --live dvclive/train --metrics metrics/train.json
+        --checkpoints models/checkpoints/storyteller --live dvclive/train --speed metrics/speed/train \\
+        --metrics metrics/train.json
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", required=True, help="where the trained model is saved (save_pretrained)")
     parser.add_argument("--checkpoints", required=True, help="resumable checkpoints (kept between runs)")
     parser.add_argument("--live", required=True, help="DVCLive folder for curves and samples")
+    parser.add_argument("--speed", required=True, help="DVCLive folder for this run's tokens/s and memory")
     parser.add_argument("--metrics", required=True, help="JSON file for the final training metrics")
     args = parser.parse_args(argv)
     cli.setup_logging()
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     hp = params.scratch if model_params.scratch else params.pretrained
     metrics = train_and_save(
         model, tokenizer, runtime, hp=hp, train_params=params, train_path=args.train, val_path=args.val,
-        output_dir=args.output_dir, checkpoint_dir=args.checkpoints, live_dir=args.live,
+        output_dir=args.output_dir, checkpoint_dir=args.checkpoints, live_dir=args.live, speed_dir=args.speed,
         fingerprint=model_params.model_dump(),
     )
     save_metrics(args.metrics, {"base": model_params.base, **metrics}, runtime)

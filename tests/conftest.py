@@ -1,4 +1,5 @@
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,7 +46,7 @@ TINY = {
     "generate": {"min_new_tokens": 5, "max_new_tokens": 20},
     "evaluate": {"sample_prompts": ["The Tiny Test"], "samples_per_prompt": 1},
     "export": {"latency_contexts": [32], "latency_tokens": 4, "throughput_batch": 2, "max_bpb_stories": 2},
-    "distill": {"n_layer": 1, "n_head": 2, "n_embd": 16, "epochs": 1, "batch_size": 8},
+    "distill": {"n_layer": 1, "n_head": 2, "n_embd": 16, "epochs": 1, "batch_size": 64},
 }
 
 
@@ -88,7 +89,8 @@ def train(root: Path, data: Path, config: Path, tokenizer: Path | None = None):
         "train", "--tokenizer", str(tokenizer or data / "tokenizer"),
         "--train", str(data / "processed/train.jsonl"), "--val", str(data / "processed/val.jsonl"),
         "--output-dir", str(root / "weights/storyteller"), "--checkpoints", str(root / "checkpoints"),
-        "--live", str(root / "live"), "--metrics", str(root / "metrics/train.json"), config=config,
+        "--live", str(root / "live"), "--speed", str(root / "speed"), "--metrics", str(root / "metrics/train.json"),
+        config=config,
     )
 
 
@@ -109,6 +111,24 @@ def sh(*command: str, cwd: Path) -> str:
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout}\n{result.stderr}"
     return result.stdout + result.stderr
+
+
+def ran(output: str) -> set[str]:
+    """The stages a ``dvc repro`` / ``dvc exp run`` output says it ran."""
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def downstream(repo: Path, stages: set[str]) -> set[str]:
+    """``stages`` and every stage that depends on them, directly or not, from ``dvc dag``."""
+    edges = re.findall(r'"([^"]+)" -> "([^"]+)"', sh("dvc", "dag", "--dot", cwd=repo))
+    reached, frontier = set(stages), list(stages)
+    while frontier:
+        stage = frontier.pop()
+        for before, after in edges:
+            if before == stage and after not in reached:
+                reached.add(after)
+                frontier.append(after)
+    return reached
 
 
 def git_commit(repo: Path, message: str) -> None:

@@ -199,22 +199,24 @@ def stage_config(path: Path, **export) -> Path:
 
 
 def test_stage_writes_the_files_and_metrics(tiny_model, tiny_data, tmp_path):
-    output, metrics_path = tmp_path / "onnx", tmp_path / "export.json"
+    output, metrics_path, speed_path = tmp_path / "onnx", tmp_path / "export.json", tmp_path / "speed.json"
     result = run_stage("export", "--model", str(tiny_model), "--test", str(tiny_data / "processed/test.jsonl"),
-                       "--output-dir", str(output), "--metrics", str(metrics_path),
+                       "--output-dir", str(output), "--metrics", str(metrics_path), "--speed", str(speed_path),
                        config=stage_config(tmp_path / "params.yaml"))
     assert result.returncode == 0, result.stderr
-    metrics = json.loads(metrics_path.read_text())
-    assert set(metrics["variants"]) == {"pytorch", "onnx_fp32", "onnx_int8", "torchscript"}
+    metrics, speed = json.loads(metrics_path.read_text()), json.loads(speed_path.read_text())
+    assert set(metrics["variants"]) == set(speed["variants"]) == {"pytorch", "onnx_fp32", "onnx_int8", "torchscript"}
     for name, variant in metrics["variants"].items():
         assert variant["bytes"] > 0 and variant["bits_per_byte"] > 0, name
-        assert set(variant["latency_ms_per_token"]) == {"8", "60"}, name
-        assert variant["throughput_tokens_per_s"] > 0, name
+        assert set(speed["variants"][name]["latency_ms_per_token"]) == {"8", "60"}, name
+        assert speed["variants"][name]["throughput_tokens_per_s"] > 0, name
     fp32 = metrics["variants"]["onnx_fp32"]
     assert fp32["parity"]["max_abs_logit_diff"]["with_past"] < 1e-3
     assert fp32["parity"]["greedy"]["token_agreement"] == 1.0
     assert abs(fp32["bits_per_byte"] - metrics["variants"]["pytorch"]["bits_per_byte"]) < 1e-3
-    assert metrics["setup"]["latency_prefill_tokens"] == {"8": 8, "60": 64 - 2 - measure.WARMUP_STEPS}
+    assert set(metrics["goals"]) == {"int8_size_vs_onnx_fp32", "int8_bpb_increase_vs_onnx_fp32"}
+    assert set(speed["goals"]) == {"int8_latency_vs_pytorch"}
+    assert speed["setup"]["latency_prefill_tokens"] == {"8": 8, "60": 64 - 2 - measure.WARMUP_STEPS}
     assert metrics_path.read_text() == json.dumps(metrics, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     assert (output / FP32).is_file() and (output / INT8).is_file() and (output / TORCHSCRIPT).is_file()
 
@@ -223,15 +225,16 @@ def test_stage_fails_when_parity_is_out_of_tolerance(tiny_model, tiny_data, tmp_
     output = tmp_path / "onnx"
     result = run_stage("export", "--model", str(tiny_model), "--test", str(tiny_data / "processed/test.jsonl"),
                        "--output-dir", str(output), "--metrics", str(tmp_path / "export.json"),
-                       "--parity_tolerance", "1.0e-12", config=stage_config(tmp_path / "params.yaml"))
+                       "--speed", str(tmp_path / "speed.json"), "--parity_tolerance", "1.0e-12",
+                       config=stage_config(tmp_path / "params.yaml"))
     assert result.returncode != 0
     assert "parity check failed" in result.stderr and "export.parity_tolerance" in result.stderr
-    assert not output.exists() and not (tmp_path / "export.json").exists()
+    assert not output.exists() and not (tmp_path / "export.json").exists() and not (tmp_path / "speed.json").exists()
 
 
 def test_stage_rejects_bad_params_before_work(tiny_model, tmp_path):
     result = run_stage("export", "--model", str(tiny_model), "--test", str(tmp_path / "test.jsonl"),
                        "--output-dir", str(tmp_path / "onnx"), "--metrics", str(tmp_path / "export.json"),
-                       "--opset", "9", config=stage_config(tmp_path / "params.yaml"))
+                       "--speed", str(tmp_path / "speed.json"), "--opset", "9", config=stage_config(tmp_path / "params.yaml"))
     assert result.returncode == 2
     assert "export.opset" in result.stderr

@@ -62,14 +62,15 @@ def test_only_swap_names_leaves_stories_out_and_only_those_without_recurring_nam
     assert reports["custom"]["character_consistency"].excluded <= 3
 
 
-def test_arc_consistency_is_better_than_chance_but_a_weak_signal(reports):
-    """Lexicon sentiment tells a classic tale from its half-swapped copy only ~60% of the time."""
-    assert reports["books"]["arc_consistency"].rate > 0.55
-    assert reports["custom"]["arc_consistency"].rate >= 0.8
+def test_arc_consistency_is_a_useful_but_insufficient_signal(reports):
+    """Valence, closing intensity and a settled opening: ~76% on the books (61% before), ~86% on the custom stories."""
+    assert reports["books"]["arc_consistency"].rate >= 0.75
+    assert reports["custom"]["arc_consistency"].rate >= 0.85
 
 
-@pytest.mark.xfail(strict=True, reason="emotional arc from lexicon sentiment: ~0.61 on the books, ~0.84 on the "
-                                       "custom stories; classic tales often end grimly and open with 'beautiful'")
+@pytest.mark.xfail(strict=True, reason="emotional arc from a lexicon: ~0.76 on the books, ~0.86 on the custom "
+                                       "stories; lexicon sentiment hardly differs between the halves of a classic "
+                                       "tale or a fable, so a half-swapped copy often reads as well")
 @pytest.mark.parametrize("collection", ["books", "custom"])
 def test_arc_consistency_meets_the_requirement(reports, collection):
     assert reports[collection]["arc_consistency"].rate >= REQUIRED
@@ -204,6 +205,16 @@ def test_sentiment_arc_follows_the_lexicon():
     arc = narrative.sentiment_arc("The wicked witch was cruel and angry. " * 5 + "They were happy and glad. " * 5, 2)
     assert arc[0] < 0 < arc[1]
     assert narrative.sentiment_arc("He was not happy.", 1)[0] < 0  # negation flips
+
+
+def test_arc_consistency_prefers_a_settled_opening_and_a_resolved_ending():
+    story = ("Once upon a time a little hen lived happily in a snug home by the river. "
+             "She had friends and plenty of corn. One day a terrible storm came. "
+             "The wind screamed and the hen was frightened, cold and lost. "
+             "She cried in the dark, afraid she would never find her way. "
+             "At last the storm passed. Her friends found her, and she was safe at home again, warm and happy.")
+    assert narrative.arc_consistency(story) > 0 > narrative.arc_consistency(swap_halves(story))
+    assert narrative.arc_consistency("The cat sat on the mat. The dog sat on the rug.") == 0.0  # no sentiment words
 
 
 def test_coherence_prefers_sentences_in_order():

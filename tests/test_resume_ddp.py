@@ -20,7 +20,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2LMHeadModel, p
 
 from aitale.data.structure import prompt
 from aitale.modeling.blocks import load_blocks
-from tests.conftest import REPO, tiny_params
+from tests.conftest import REPO, clone_project, sh, tiny_params
 
 STEPS = 30
 KILL_AFTER = 5  # kill once a checkpoint at this step or later is on disk
@@ -54,7 +54,8 @@ def stage_args(root: Path, data: Path, config: Path) -> list[str]:
         "--tokenizer", str(data / "tokenizer"),
         "--train", str(data / "processed/train.jsonl"), "--val", str(data / "processed/val.jsonl"),
         "--output-dir", str(root / "weights"), "--checkpoints", str(root / "checkpoints"),
-        "--live", str(root / "live"), "--metrics", str(root / "metrics.json"), "--config", str(config),
+        "--live", str(root / "live"), "--speed", str(root / "speed"), "--metrics", str(root / "metrics.json"),
+        "--config", str(config),
     ]
 
 
@@ -104,7 +105,7 @@ def interrupted(tmp_path_factory, tiny_data):
     reference = start_train(straight, tiny_data, config, "run")
     victim = start_train(killed, tiny_data, config, "first")
     try:
-        last = killed / "checkpoints/last.pt"
+        last = killed / "checkpoints.partial/last.pt"  # where an unfinished run keeps it
         deadline = time.monotonic() + 180
         while checkpoint_step(last) < KILL_AFTER:
             assert victim.poll() is None, (killed / "first.log").read_text(errors="replace")[-3000:]
@@ -150,7 +151,8 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(interrup
     result = rerun(config, tiny_data, killed)  # the very same command
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resumed from the checkpoint at step {killed_at} of {STEPS}" in result.stderr
-    assert checkpoint_step(killed / "checkpoints/last.pt") == STEPS
+    assert checkpoint_step(killed / "checkpoints/last.pt") == STEPS  # published where dvc.yaml declares it
+    assert not (killed / "checkpoints.partial").exists()
     assert_same_result(killed, straight)
 
 
@@ -161,11 +163,36 @@ def test_resume_survives_a_kill_during_the_tracker_summary_write(interrupted, ti
     config, _, as_killed, killed_at, straight = interrupted
     folder = tmp_path / "torn"
     shutil.copytree(as_killed, folder)
-    (folder / "live/metrics.json").write_text("")
+    (folder / "checkpoints.partial/live/metrics.json").write_text("")
     result = rerun(config, tiny_data, folder)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resumed from the checkpoint at step {killed_at} of {STEPS}" in result.stderr
     assert_same_result(folder, straight)
+
+
+def test_a_killed_dvc_repro_resumes_from_its_last_checkpoint(dvc_project, tmp_path):
+    repo = clone_project(dvc_project, tmp_path / "ai-tale")
+    tiny_params(repo / "params.yaml", **RESUME)
+    env = {**environment(), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    with open(tmp_path / "first.log", "wb") as log:
+        first = subprocess.Popen(["dvc", "repro", "train"], cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True)  # its own process group: the kill takes the stage too
+    try:
+        deadline = time.monotonic() + 180
+        while checkpoint_step(repo / "models/checkpoints/storyteller.partial/last.pt") < KILL_AFTER:
+            assert first.poll() is None, (tmp_path / "first.log").read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint written in time"
+            time.sleep(0.02)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    assert not (repo / "models/weights/storyteller").exists()  # DVC removed the old output; nothing half-written
+    output = sh("dvc", "repro", "train", cwd=repo)
+    assert "resumed from the checkpoint at step" in output
+    assert checkpoint_step(repo / "models/checkpoints/storyteller/last.pt") == STEPS
+    assert "up to date" in sh("dvc", "status", "train", cwd=repo)
 
 
 def test_torchrun_two_processes_train_one_model(tmp_path, tiny_data):

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -38,9 +39,12 @@ def test_scratch_training_learns_and_is_tracked(scratch_run):
     assert metrics["steps"] == 6 and metrics["base"] == "scratch"
     assert metrics["val_loss"] < torch.log(torch.tensor(400.0)).item()  # better than uniform guessing
     assert metrics["non_padding_fraction"] == 1.0
-    live = root / "live/plots/metrics"
-    for curve in ("train/loss.tsv", "val/loss.tsv", "train/lr.tsv", "perf/tokens_per_second.tsv", "perf/memory_mb.tsv"):
+    live, speed = root / "live/plots/metrics", root / "speed/plots/metrics"
+    for curve in ("train/loss.tsv", "val/loss.tsv", "train/lr.tsv"):
         assert len((live / curve).read_text().splitlines()) > 1, curve
+    for curve in ("tokens_per_second.tsv", "memory_mb.tsv"):  # a record of this run, kept out of the outputs
+        assert len((speed / curve).read_text().splitlines()) == 1 + 6, curve
+    assert not (live / "perf").exists()
     assert list((root / "live/plots/images/samples").glob("step-*.png"))
     assert "The Tiny Test" in next((root / "live/samples").glob("step-*.md")).read_text()
 
@@ -58,7 +62,8 @@ def test_specialised_model_reports_its_slice_against_the_broad_model(scratch_run
         "specialise", "--kind", "groups", "--name", "age-3-5", "--base-model", str(root / "weights/storyteller"),
         "--train", str(tiny_data / "processed/train.jsonl"), "--val", str(tiny_data / "processed/val.jsonl"),
         "--output-dir", str(root / "weights/age-3-5"), "--checkpoints", str(root / "checkpoints-age"),
-        "--live", str(root / "live-age"), "--metrics", str(root / "metrics/specialise/age-3-5.json"), config=config,
+        "--live", str(root / "live-age"), "--speed", str(root / "speed-age"),
+        "--metrics", str(root / "metrics/specialise/age-3-5.json"), config=config,
     )
     assert result.returncode == 0, result.stderr
     metrics = json.loads((root / "metrics/specialise/age-3-5.json").read_text())
@@ -76,13 +81,20 @@ def test_a_slice_without_validation_stories_is_rejected(scratch_run, tiny_data, 
         "specialise", "--kind", "groups", "--name", "nobody", "--base-model", str(root / "weights/storyteller"),
         "--train", str(tiny_data / "processed/train.jsonl"), "--val", str(tiny_data / "processed/val.jsonl"),
         "--output-dir", str(tmp_path / "out"), "--checkpoints", str(tmp_path / "ck"), "--live", str(tmp_path / "live"),
-        "--metrics", str(tmp_path / "m.json"), config=config,
+        "--speed", str(tmp_path / "speed"), "--metrics", str(tmp_path / "m.json"), config=config,
     )
     assert result.returncode == 2 and "specialise.groups.nobody: no stories of" in result.stderr
     assert not (tmp_path / "out").exists()
 
 
-def test_package_writes_generation_config_and_model_card(scratch_run, tiny_data):
+def package(root: Path, weights: Path, config: Path) -> "subprocess.CompletedProcess[str]":
+    return run_stage("package", "--weights", str(weights), "--metrics", str(root / "metrics"),
+                     "--output-dir", str(root / "storyteller"), "--specialised-dir", str(root / "specialised"),
+                     config=config)
+
+
+@pytest.fixture
+def package_inputs(scratch_run, tiny_data):
     root, config = scratch_run
     (root / "metrics/data.json").write_text((tiny_data / "data.json").read_text())
     for name in ("age-3-5", "fable"):  # the specialised models, copied from the broad one for this test
@@ -90,9 +102,12 @@ def test_package_writes_generation_config_and_model_card(scratch_run, tiny_data)
             shutil.copytree(root / "weights/storyteller", root / "weights" / name)
         (root / "metrics/specialise").mkdir(parents=True, exist_ok=True)
         (root / f"metrics/specialise/{name}.json").write_text('{"val_loss": 1.0}')
-    result = run_stage("package", "--weights", str(root / "weights"), "--metrics", str(root / "metrics"),
-                       "--output-dir", str(root / "storyteller"), "--specialised-dir", str(root / "specialised"),
-                       config=config)
+    return root, config
+
+
+def test_package_writes_generation_config_and_model_card(package_inputs):
+    root, config = package_inputs
+    result = package(root, root / "weights", config)
     assert result.returncode == 0, result.stderr
     generation = json.loads((root / "storyteller/generation_config.json").read_text())
     assert generation["max_new_tokens"] == 20 and generation["top_k"] == 50 and generation["no_repeat_ngram_size"] == 3
@@ -102,6 +117,16 @@ def test_package_writes_generation_config_and_model_card(scratch_run, tiny_data)
     assert "whose age_group is 3-5" in specialised_card and f'model="{root}/specialised/age-3-5"' in specialised_card
     generator = pipeline("text-generation", model=str(root / "storyteller"))
     assert generator(prompt("A Test"))[0]["generated_text"].startswith(prompt("A Test"))
+
+
+def test_package_refuses_models_params_no_longer_name(package_inputs, tmp_path):
+    root, config = package_inputs
+    weights = tmp_path / "weights"
+    shutil.copytree(root / "weights", weights)
+    shutil.copytree(root / "weights/storyteller", weights / "age-9-12")  # a group since removed from params
+    result = package(root, weights, config)
+    assert result.returncode == 2
+    assert f"{weights / 'age-9-12'}: left by specialised models that params.yaml no longer names" in result.stderr
 
 
 @pytest.fixture(scope="module")

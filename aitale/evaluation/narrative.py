@@ -19,16 +19,22 @@ coherence
     a quotation cut apart or left dangling counts against it.
 
 arc_consistency
-    How closely the emotional arc follows the fairy-tale shape, trouble in the middle and a
-    resolved ending, in (-1, 1). Each word gets its VADER valence (flipped and damped after
-    a negation); resolution is the mean valence of the last 15% of the words minus that of
-    the middle 30-70%, payoff the emotional intensity (mean absolute valence) of the last
-    15% minus that of the whole story, both divided by the story's mean absolute valence;
-    the score is tanh((resolution + payoff) / 2), 0 without sentiment words. It is a weak
-    signal on the classic tales, whose endings are often grim and whose openings are full of
-    "beautiful" and "rich": it prefers the real story to its half-swapped copy about 60% of
-    the time there, 84% on the modern custom stories. ``sentiment_arc`` is the per-segment
-    valence behind it.
+    How closely the emotional arc follows the fairy-tale shape, a settled opening, trouble in
+    the middle and a resolved, emotionally strong ending, in (-1, 1). Each word gets its VADER
+    valence (flipped and damped after a negation); the middle is the words from 30% to 70%.
+    Resolution: the mean valence of the last 15% of the words minus that of the middle; payoff:
+    the emotional intensity (mean absolute valence) of the last two sentences minus that of the
+    middle; both divided by the story's mean absolute valence. Settled opening: the share of
+    words of a world at rest in the first 10% of the words minus their share in the middle,
+    divided by 0.03; those words are the storytelling formulas of the equilibrium a tale opens
+    on ("once upon a time", "long ago", "lived", "used to", "every") and words of contentment
+    and safety ("happy", "peace", "safe", "home"). Each part is squashed by tanh and the score
+    is tanh((resolution + payoff + 2 * settled opening) / 2), 0 without sentiment words. It
+    prefers the real story to its half-swapped copy 76% of the time on the reference books
+    (61% with valence alone before) and 86% on the custom stories: short of the 90% asked for,
+    since lexicon sentiment hardly differs between the halves of a classic tale or a fable,
+    and most of the books' gain comes from the opening's formulas. ``sentiment_arc`` is the
+    per-segment valence behind it.
 
 character_consistency
     Whether the named characters are mentioned consistently through the story, in [0, 1].
@@ -276,18 +282,48 @@ def sentiment_arc(text: str, segments: int = 10) -> list[float]:
     return [float(values[a:b].mean()) if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:])]
 
 
+# Words of a settled world, the equilibrium a fairy tale opens on before the trouble: the storytelling
+# formulas of a world at rest ("once upon a time", "long ago", "there lived", "used to", "every day", "for
+# years") and words of contentment and safety ("happy", "peace", "safe", "home", "together").
+_SETTLED = frozenset("""
+once upon ago lived live lives dwelt reigned happily happy happiness ever peace peaceful peacefully content
+contented safe safely home rest married wedding joy rejoiced together always years used every
+""".split())
+_ARC_MIDDLE = (0.3, 0.7)  # the middle of the story, where the trouble is, as shares of its words
+_ARC_ENDING = 0.15  # the ending: the last 15% of the words
+_ARC_OPENING = 0.10  # the opening: the first 10% of the words
+_SETTLED_SCALE = 0.03  # settled words 3 points more common in the opening than in the middle: tanh(1)
+
+
 def arc_consistency(text: str) -> float:
-    """Fit to the fairy-tale arc, in (-1, 1): a resolved, emotionally strong ending (see the module docstring)."""
+    """Fit to the fairy-tale arc, in (-1, 1): a settled opening, a resolved and emotionally strong ending.
+
+    See the module docstring: tanh((resolution + payoff + 2 * settled opening) / 2), each part
+    squashed into (-1, 1) by tanh first; 0 without sentiment words.
+    """
     values = _valences(text)
     n = len(values)
     scale = float(np.abs(values).mean()) if n else 0.0
     if n < 4 or scale == 0:
         return 0.0
-    tail = values[min(n - 1, int(n * 0.85)):]
-    middle = values[int(n * 0.3):max(int(n * 0.7), int(n * 0.3) + 1)]
-    resolution = (tail.mean() - middle.mean()) / scale
-    payoff = (np.abs(tail).mean() - scale) / scale
-    return float(math.tanh((resolution + payoff) / 2))
+    low, high = int(n * _ARC_MIDDLE[0]), max(int(n * _ARC_MIDDLE[1]), int(n * _ARC_MIDDLE[0]) + 1)
+    middle = values[low:high]
+    ending = values[min(n - 1, int(n * (1 - _ARC_ENDING))):]
+    resolution = (ending.mean() - middle.mean()) / scale
+    closing = values[n - _closing_words(text, len(ending)):]
+    payoff = (np.abs(closing).mean() - np.abs(middle).mean()) / scale
+    settled = np.fromiter((w in _SETTLED for w in _words(text)), dtype=float, count=n)
+    opening = (settled[:max(1, int(n * _ARC_OPENING))].mean() - settled[low:high].mean()) / _SETTLED_SCALE
+    parts = math.tanh(resolution) + math.tanh(payoff) + 2 * math.tanh(opening)
+    return float(math.tanh(parts / 2))
+
+
+def _closing_words(text: str, fallback: int) -> int:
+    """Words in the story's last two sentences (``fallback`` when it has fewer than three)."""
+    sents = _sentences(text)
+    if len(sents) < 3:
+        return fallback
+    return max(1, len(_TOKEN.findall(sents[-2])) + len(_TOKEN.findall(sents[-1])))
 
 
 # --- Characters -----------------------------------------------------------------------------

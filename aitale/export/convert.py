@@ -13,9 +13,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import logging
 import warnings
+import zipfile
 from pathlib import Path
 
 import onnx
@@ -102,8 +105,31 @@ def export_torchscript(model: PreTrainedModel, path: str | Path) -> Path:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(decoder, sample_inputs(decoder), check_trace=False)
-    traced.save(str(path), _extra_files={TORCHSCRIPT_META: json.dumps(metadata(model))})
+    buffer = io.BytesIO()
+    torch.jit.save(traced, buffer, _extra_files={TORCHSCRIPT_META: json.dumps(metadata(model))})
+    _write_reproducible_zip(buffer, Path(path))
     return Path(path)
+
+
+def _write_reproducible_zip(archive: io.BytesIO, path: Path) -> None:
+    """Rewrite a TorchScript archive so that the same model gives the same bytes from any folder.
+
+    The ``*.debug_pkl`` records hold source locations (absolute paths of the tracing code) and
+    ``.data/serialization_id`` is derived from them; ``torch.jit.load`` needs neither, so the
+    records are dropped and the id becomes a digest of what is left.
+    """
+    with zipfile.ZipFile(archive) as source:
+        records = {info.filename: source.read(info) for info in source.infolist()
+                   if not info.filename.endswith(".debug_pkl")}
+    digest = hashlib.sha256()
+    for name, data in records.items():
+        if not name.endswith("/.data/serialization_id"):
+            digest.update(name.encode() + b"\0" + data)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as target:
+        for name, data in records.items():
+            if name.endswith("/.data/serialization_id"):
+                data = str(int(digest.hexdigest(), 16) % 10**40).zfill(40).encode()
+            target.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
 
 
 def _set_metadata(path: Path, model_proto: onnx.ModelProto, values: dict) -> None:

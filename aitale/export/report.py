@@ -82,8 +82,10 @@ def check_parity(model: PreTrainedModel, decoders: dict, tolerance: float) -> di
 
 
 def measure_all(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path, params: ExportParams,
-                generate: GenerateParams, titles: Sequence[str], stride: int, texts: Sequence[str]) -> dict:
-    """Check parity, then every figure of ``metrics/export.json`` (without the run's own fields)."""
+                generate: GenerateParams, titles: Sequence[str], stride: int,
+                texts: Sequence[str]) -> tuple[dict, dict]:
+    """Check parity, then measure: the results (sizes, bits per byte, parity; the same on every run)
+    and the speed figures (latency, throughput: this machine, this run)."""
     decoders = load_decoders(folder)
     parity = check_parity(model, decoders, params.parity_tolerance)
     context = model_context(model)
@@ -107,40 +109,44 @@ def measure_all(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fold
     sizes = variant_sizes(model, folder)
     variants = {}
     for name in ("pytorch", *decoders):
-        variants[name] = {"file": sizes[name][0], "bytes": sizes[name][1], "bits_per_byte": round(bpb[name], 5),
-                          **speed["variants"][name]}
+        variants[name] = {"file": sizes[name][0], "bytes": sizes[name][1], "bits_per_byte": round(bpb[name], 5)}
         if name in decoders:
             variants[name]["parity"] = {"max_abs_logit_diff": {k: float(f"{v:.3g}") for k, v in parity[name].items()},
                                         "greedy": agreement[name]}
-    latency = {name: v["latency_ms_per_token"] for name, v in variants.items()}
     ratios = {
+        "int8_size_vs_onnx_fp32": round(variants["onnx_int8"]["bytes"] / variants["onnx_fp32"]["bytes"], 4),
+        "int8_bpb_increase_vs_onnx_fp32": round(bpb["onnx_int8"] / bpb["onnx_fp32"] - 1, 4) + 0.0,  # no -0.0
+    }
+    latency = {name: v["latency_ms_per_token"] for name, v in speed["variants"].items()}
+    speed["ratios"] = {
         "int8_latency_vs_pytorch": {c: round(latency["onnx_int8"][c] / latency["pytorch"][c], 3)
                                     for c in latency["pytorch"]},
         "fp32_latency_vs_pytorch": {c: round(latency["onnx_fp32"][c] / latency["pytorch"][c], 3)
                                     for c in latency["pytorch"]},
-        "int8_size_vs_onnx_fp32": round(variants["onnx_int8"]["bytes"] / variants["onnx_fp32"]["bytes"], 4),
-        "int8_bpb_increase_vs_onnx_fp32": round(bpb["onnx_int8"] / bpb["onnx_fp32"] - 1, 4) + 0.0,  # no -0.0
     }
-    goals = {
-        name: {"goal": goal, "met": all(value <= goal for value in
-                                        (ratios[name].values() if isinstance(ratios[name], dict) else [ratios[name]]))}
-        for name, goal in GOALS.items()
-    }
-    return {
+    speed["setup"]["versions"] = {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+                                  "python": platform.python_version()}
+    results = {
         "variants": variants,
         "ratios": ratios,
-        "goals": goals,
+        "goals": _goals(ratios),
         "setup": {
-            **speed["setup"],
             "bpb_stories": len(texts),
             "bpb_stride": stride,
             "parity_tolerance": params.parity_tolerance,
             "greedy_prompts": len(prompts),
             "greedy_new_tokens": greedy_new,
-            "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-                         "python": platform.python_version()},
         },
     }
+    speed["goals"] = _goals(speed["ratios"])
+    return results, speed
+
+
+def _goals(ratios: dict) -> dict:
+    """Each goal of :data:`GOALS` found in ``ratios``: met when every value (every context) is within it."""
+    return {name: {"goal": GOALS[name], "met": all(value <= GOALS[name] for value in
+                                                   (ratio.values() if isinstance(ratio, dict) else [ratio]))}
+            for name, ratio in ratios.items() if name in GOALS}
 
 
 def measure_speed(model: PreTrainedModel, folder: Path, params: ExportParams) -> dict:

@@ -1,4 +1,9 @@
-"""Resumable checkpoints in a folder that DVC persists across runs (``persist: true``).
+"""Resumable checkpoints: kept beside the stage's outputs while a run is unfinished.
+
+DVC deletes a stage's outputs before it runs the stage, so an unfinished run works in
+``<checkpoints>.partial``, a folder DVC does not manage, where the next run finds it after a
+kill. A finished run publishes the folder's checkpoints (and its DVCLive curves) as the
+stage's declared outputs, which DVC then caches, pushes and restores from its run-cache.
 
 A checkpoint is only reused by the run that wrote it: each file carries a fingerprint of
 the params, data and tokenizer, and one from a different configuration is discarded.
@@ -13,6 +18,8 @@ from typing import Any
 
 import torch
 
+from aitale.io import replace_dir
+
 log = logging.getLogger(__name__)
 
 LAST, BEST = "last.pt", "best.pt"
@@ -20,13 +27,21 @@ LAST, BEST = "last.pt", "best.pt"
 
 class Checkpoints:
     def __init__(self, folder: str | Path, fingerprint: str):
-        self.folder = Path(folder)
+        self.published = Path(folder)
+        self.folder = self.published.with_name(self.published.name + ".partial")
+        self.live = self.folder / "live"  # the run's DVCLive folder until it is published
         self.fingerprint = fingerprint
         self.folder.mkdir(parents=True, exist_ok=True)
         for name in (LAST, BEST):
             if (self.folder / name).exists() and self._read(name) is None:
                 log.info("discarding %s: written by a run with other params or data", self.folder / name)
                 (self.folder / name).unlink()
+
+    def publish(self, live: str | Path) -> None:
+        """The finished run's curves to ``live`` and its checkpoints to the checkpoint folder."""
+        if self.live.exists():
+            replace_dir(self.live, live)
+        replace_dir(self.folder, self.published)
 
     def save_last(self, model: torch.nn.Module, optimizer, scheduler, state: dict[str, Any]) -> None:
         self._write(LAST, {

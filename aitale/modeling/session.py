@@ -8,7 +8,6 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from aitale.io import atomic_dir, write_json
@@ -35,6 +34,7 @@ def train_and_save(
     output_dir: str,
     checkpoint_dir: str,
     live_dir: str,
+    speed_dir: str,
     keep: Callable[[dict], bool] | None = None,
     fingerprint: dict | None = None,
 ) -> dict:
@@ -47,7 +47,8 @@ def train_and_save(
     identity = {"hp": hp.model_dump(), "train": train_params.model_dump(), "extra": fingerprint or {},
                 "data": [_digest(train_path), _digest(val_path)], "init": _weights_digest(model)}
     checkpoints = Checkpoints(checkpoint_dir, hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest())
-    tracker = Tracker(live_dir, enabled=runtime.main, params={"block_size": block_size, **hp.model_dump()})
+    tracker = Tracker(checkpoints.live, speed_dir, enabled=runtime.main,
+                      params={"block_size": block_size, **hp.model_dump()})
     schedule = Schedule(
         eval_every=train_params.eval_every,
         patience=train_params.patience,
@@ -63,6 +64,7 @@ def train_and_save(
         with atomic_dir(output_dir) as staging:
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
+        checkpoints.publish(live_dir)
     return metrics
 
 

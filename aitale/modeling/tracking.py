@@ -3,6 +3,10 @@
 ``dvcyaml=False``: the plots are declared in ``dvc.yaml`` by hand, and no tool rewrites it.
 Only the main process logs. Samples are written as Markdown and rendered as PNG images,
 which ``dvc plots show`` and the DVCLive report display next to the loss curves.
+
+Speed and memory go to a second DVCLive folder: they differ from run to run, so they are a
+record of the run (git-tracked under ``metrics/speed/``) rather than part of the stage's
+outputs, which are byte-identical for the same params and seed.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ from PIL import Image, ImageDraw, ImageFont
 
 
 class Tracker:
-    def __init__(self, folder: str | Path, enabled: bool, params: dict | None = None):
-        self.folder = Path(folder)
+    def __init__(self, folder: str | Path, speed_folder: str | Path, enabled: bool, params: dict | None = None):
+        self.folders = (Path(folder), Path(speed_folder))
         self.enabled = enabled
         self.params = params or {}
         self.live: Live | None = None
+        self.speed: Live | None = None
 
     def start(self, resumed: bool, step: int) -> None:
         if not self.enabled:
@@ -27,38 +32,44 @@ class Tracker:
         if resumed:
             # DVCLive rewrites its summaries in place, so a kill can leave them empty; both are
             # rewritten from here (the step comes from the checkpoint), so start them afresh.
-            for summary in ("metrics.json", "params.yaml"):
-                (self.folder / summary).unlink(missing_ok=True)
-        self.live = Live(str(self.folder), resume=resumed, dvcyaml=False, save_dvc_exp=False, report=None)
-        self.live.step = step
-        self.live.log_params(self.params)
+            for folder in self.folders:
+                for summary in ("metrics.json", "params.yaml"):
+                    (folder / summary).unlink(missing_ok=True)
+        self.live, self.speed = (Live(str(folder), resume=resumed, dvcyaml=False, save_dvc_exp=False, report=None)
+                                 for folder in self.folders)
+        for live in (self.live, self.speed):
+            live.step = step
+            live.log_params(self.params)
 
-    def log_step(self, step: int, metrics: dict[str, float]) -> None:
-        self._log(step, metrics)
+    def log_step(self, step: int, metrics: dict[str, float], speed: dict[str, float]) -> None:
+        self._log(self.live, step, metrics)
+        self._log(self.speed, step, speed)
 
     def log_eval(self, step: int, metrics: dict[str, float]) -> None:
-        self._log(step, metrics)
+        self._log(self.live, step, metrics)
 
     def log_samples(self, step: int, samples: dict[str, str]) -> None:
         if self.live is None:
             return
         text = "".join(f"## {title}\n\n{story}\n\n" for title, story in samples.items())
-        folder = self.folder / "samples"
+        folder = self.folders[0] / "samples"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"step-{step:06d}.md").write_text(f"# Samples at step {step}\n\n{text}", encoding="utf-8")
         self.live.log_image(f"samples/step-{step:06d}.png", render_text(f"Step {step}\n\n{text}"))
 
     def end(self) -> None:
-        if self.live is not None:
-            self.live.end()
+        for live in (self.live, self.speed):
+            if live is not None:
+                live.end()
 
-    def _log(self, step: int, metrics: dict[str, float]) -> None:
-        if self.live is None:
+    @staticmethod
+    def _log(live: Live | None, step: int, metrics: dict[str, float]) -> None:
+        if live is None:
             return
-        self.live.step = step
+        live.step = step
         for name, value in metrics.items():
-            self.live.log_metric(name, value)
-        self.live.make_summary()
+            live.log_metric(name, value)
+        live.make_summary()
 
 
 def render_text(text: str, width: int = 100) -> Image.Image:

@@ -12,7 +12,6 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import psutil
 import torch
@@ -119,12 +118,11 @@ def fit(
         state.tokens_seen += tokens
         progress.update()
         progress.set_postfix(loss=f"{state.train_loss:.3f}")
-        tracker.log_step(state.step, {
-            "train/loss": state.train_loss,
-            "train/lr": scheduler.get_last_lr()[0],
-            "perf/tokens_per_second": tokens / (time.perf_counter() - started),
-            "perf/memory_mb": _memory_mb(runtime),
-        })
+        tracker.log_step(
+            state.step,
+            {"train/loss": state.train_loss, "train/lr": scheduler.get_last_lr()[0]},
+            speed={"tokens_per_second": tokens / (time.perf_counter() - started), "memory_mb": _memory_mb(runtime)},
+        )
 
         if state.step % schedule.eval_every == 0 or state.step == total:
             val_loss = evaluate_loss(model, val, hp.batch_size, runtime)
