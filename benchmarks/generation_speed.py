@@ -48,14 +48,15 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import (AutoModelForCausalLM, AutoTokenizer, GenerationConfig, GPT2Config, GPT2LMHeadModel,
-                          PreTrainedModel)
+from transformers import AutoTokenizer, GenerationConfig, PreTrainedModel
 
 from aitale.data.stories import load_stories
 from aitale.data.structure import prompt as story_prompt
+from aitale.distill import machine
 from aitale.io import write_json
 from aitale.modeling.model import model_context
-from aitale.params import EvaluateParams, ModelParams, load_section
+from aitale.params import EvaluateParams, load_section
+from benchmarks.export_speed import build
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "generation_speed.json"
@@ -70,18 +71,6 @@ class Case:
     name: str  # short / long
     prompts: list[list[int]]
     new_tokens: int
-
-
-def build(name: str, model_path: Path, config_path: Path) -> tuple[PreTrainedModel, str]:
-    torch.manual_seed(0)
-    if name == "gpt2-124m":
-        return GPT2LMHeadModel(GPT2Config()).eval(), "GPT2Config() defaults, random weights (seed 0)"
-    if (model_path / "config.json").is_file():
-        return AutoModelForCausalLM.from_pretrained(model_path).eval(), f"trained weights from {model_path}"
-    params = load_section(ModelParams, "model", config_path)
-    config = GPT2Config(vocab_size=params.vocab_size, n_positions=params.context, n_layer=params.n_layer,
-                        n_head=params.n_head, n_embd=params.n_embd)
-    return GPT2LMHeadModel(config).eval(), f"params.yaml model section, random weights (no {model_path})"
 
 
 def prompt_ids(model_path: Path, config_path: Path, long_tokens: int, vocab_size: int) -> tuple[dict, str]:
@@ -187,16 +176,7 @@ def bench_model(name: str, model: PreTrainedModel, source: str, prompts: dict[st
 
 
 def machine_info() -> dict:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    names = sorted({line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")})
-    return {
-        "cpu_model": ", ".join(names) or platform.processor(),
-        "logical_cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-    }
+    return {**machine(), "transformers": transformers.__version__, "python": platform.python_version()}
 
 
 def main(argv: list[str] | None = None) -> int:
