@@ -3,7 +3,7 @@
 The requirement: on test-like sets of real stories (the stories of three reference books,
 503 Blue Fairy Book, 2591 Grimm and 28 Aesop, pooled; and the custom stories) each metric
 scores the real story above its corrupted copy in at least 90% of the stories its
-corruption can change. arc_consistency does not meet it (see ``test_arc_consistency_*``).
+corruption can change.
 """
 
 import random
@@ -26,7 +26,7 @@ from tests.conftest import REPO
 BOOKS = (503, 2591, 28)
 SEED = 0
 REQUIRED = 0.9
-MEETING_REQUIREMENT = ("coherence", "character_consistency", "age_appropriateness", "creativity")
+METRICS = ("coherence", "arc_consistency", "character_consistency", "age_appropriateness", "creativity")
 
 RULES = ContentFilter(load_section(PrepareParams, "prepare", REPO / "params.yaml").filter)
 CUSTOM = [s.text for s in load_stories(REPO / "data/stories")]
@@ -46,7 +46,7 @@ def reports(book_stories) -> dict:
 # --- The requirement on real stories ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("metric", MEETING_REQUIREMENT)
+@pytest.mark.parametrize("metric", METRICS)
 @pytest.mark.parametrize("collection", ["books", "custom"])
 def test_metric_prefers_the_real_story_to_its_corrupted_copy(reports, collection, metric):
     check = reports[collection][metric]
@@ -60,20 +60,6 @@ def test_only_swap_names_leaves_stories_out_and_only_those_without_recurring_nam
     # the books' excluded stories are those without a character named three times on both sides of the cut
     assert 0 < reports["books"]["character_consistency"].excluded < len(book_stories) / 2
     assert reports["custom"]["character_consistency"].excluded <= 3
-
-
-def test_arc_consistency_is_a_useful_but_insufficient_signal(reports):
-    """Valence, closing intensity and a settled opening: ~76% on the books (61% before), ~86% on the custom stories."""
-    assert reports["books"]["arc_consistency"].rate >= 0.75
-    assert reports["custom"]["arc_consistency"].rate >= 0.85
-
-
-@pytest.mark.xfail(strict=True, reason="emotional arc from a lexicon: ~0.76 on the books, ~0.86 on the custom "
-                                       "stories; lexicon sentiment hardly differs between the halves of a classic "
-                                       "tale or a fable, so a half-swapped copy often reads as well")
-@pytest.mark.parametrize("collection", ["books", "custom"])
-def test_arc_consistency_meets_the_requirement(reports, collection):
-    assert reports[collection]["arc_consistency"].rate >= REQUIRED
 
 
 def test_validate_returns_the_rates_and_is_reproducible(book_stories):
@@ -214,7 +200,14 @@ def test_arc_consistency_prefers_a_settled_opening_and_a_resolved_ending():
              "She cried in the dark, afraid she would never find her way. "
              "At last the storm passed. Her friends found her, and she was safe at home again, warm and happy.")
     assert narrative.arc_consistency(story) > 0 > narrative.arc_consistency(swap_halves(story))
-    assert narrative.arc_consistency("The cat sat on the mat. The dog sat on the rug.") == 0.0  # no sentiment words
+    assert narrative.arc_consistency("Once upon a time they lived happily ever after.") == 0.0  # one sentence: no arc
+
+
+def test_arc_consistency_rewards_a_first_sentence_that_opens_and_a_last_that_closes():
+    middle = " The fox ran to the river. He looked at the water. The water was cold and grey. The fox sat down."
+    tale = "Once there was a fox who lived by a wood." + middle + " Pride goes before a fall."
+    in_media_res = "Then he went back to the wood." + middle + " And then the fox saw:"
+    assert narrative.arc_consistency(tale) > 0.5 > narrative.arc_consistency(in_media_res)
 
 
 def test_coherence_prefers_sentences_in_order():
