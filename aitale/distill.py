@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -196,17 +194,3 @@ def generation_speed(models: dict[str, PreTrainedModel], tokenizer: PreTrainedTo
             "text": tokenizer.decode(outputs[name][0, ids.shape[1]:], skip_special_tokens=True).strip(),
         }
     return figures
-
-
-def machine() -> dict:
-    """Where a timing was taken."""
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    names = sorted({line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")})
-    return {
-        "cpu_model": ", ".join(names) or platform.processor(),
-        "logical_cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "platform": platform.platform(),
-    }

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -47,6 +45,7 @@ from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, PreT
 from aitale.export import convert, measure
 from aitale.export.runtime import OnnxDecoder
 from aitale.io import write_json
+from aitale.machine import LoadRange, describe
 from aitale.modeling.model import model_context
 from aitale.params import ExportParams, ModelParams, load_section
 
@@ -102,7 +101,7 @@ def bench_model(name: str, model: PreTrainedModel, source: str, params: ExportPa
 
     context, vocab, steps = model_context(model), config.vocab_size, params.latency_tokens
     measure.warm_up(runners, context, vocab)
-    load = [os.getloadavg()[0]]
+    load = LoadRange()
     latency: dict[str, dict] = {}
     prefills = {}
     for wanted in params.latency_contexts:
@@ -110,22 +109,20 @@ def bench_model(name: str, model: PreTrainedModel, source: str, params: ExportPa
         prefills[str(wanted)] = prefill
         timing = measure.time_by_threads(runners, prefill, steps, 1, vocab, repeats)
         latency[str(wanted)] = figures(timing)
-        load.append(os.getloadavg()[0])
+        load.sample()
         log.info("%s, %d tokens cached: %s", name, prefill,
                  {v: f["ms"] for v, f in latency[str(wanted)]["best"].items()})
     batch = params.throughput_batch
     prefill = measure.usable_prefill(min(params.latency_contexts), context, steps)
     throughput = figures(measure.time_by_threads(runners, prefill, steps, batch, vocab, repeats))
-    load.append(os.getloadavg()[0])
+    load.sample()
 
     ratios = {c: round(f["best"]["onnx_int8"]["ms"] / f["best"]["pytorch"]["ms"], 3) for c, f in latency.items()}
     same_threads = {c: {str(t): round(f["by_threads"]["onnx_int8"][str(t)] / f["by_threads"]["pytorch"][str(t)], 3)
                         for t in measure.thread_counts()} for c, f in latency.items()}
     return {
         "source": source,
-        "shape": {"n_layer": config.n_layer, "n_head": config.n_head, "n_embd": config.n_embd,
-                  "n_positions": config.n_positions, "vocab_size": config.vocab_size,
-                  "parameters": sum(p.numel() for p in model.parameters())},
+        "shape": shape(model),
         "bytes": sizes,
         "latency_ms_per_token": latency,
         "latency_prefill_tokens": prefills,
@@ -142,7 +139,7 @@ def bench_model(name: str, model: PreTrainedModel, source: str, params: ExportPa
             "int8_latency_at_most_0.4x_pytorch": all(r <= GOAL_LATENCY_RATIO for r in ratios.values()),
             "int8_size_at_most_30pct_fp32": sizes["onnx_int8"] / sizes["onnx_fp32"] <= GOAL_SIZE_RATIO,
         },
-        "load_average_1min": {"min": round(min(load), 2), "max": round(max(load), 2)},
+        "load_average_1min": load.summary(),
         "export_seconds": round(export_seconds, 1),
     }
 
@@ -160,21 +157,22 @@ def figures(timing: measure.Timing) -> dict:
     return {"best": best, "by_threads": by_threads, "stdev_ms": spread}
 
 
+def shape(model: PreTrainedModel) -> dict:
+    config = model.config
+    return {"n_layer": config.n_layer, "n_head": config.n_head, "n_embd": config.n_embd,
+            "n_positions": config.n_positions, "vocab_size": config.vocab_size,
+            "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def heading(name: str, result: dict) -> str:
+    """The table's line above a model's figures: its size and how busy the machine was."""
+    load = result["load_average_1min"]
+    return f"\n{name} ({result['shape']['parameters'] / 1e6:.1f}M parameters; 1-min load {load['min']:.1f}-{load['max']:.1f})"
+
+
 def machine_info() -> dict:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    names = sorted({line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")})
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
-    return {
-        "cpu_model": ", ".join(names) or platform.processor(),
-        "logical_cpus": os.cpu_count(),
-        "cpu_flags_of_note": [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8") if f in flags],
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "thread_counts": measure.thread_counts(),
-    }
+    return {**describe(), "onnxruntime": onnxruntime.__version__, "numpy": np.__version__,
+            "thread_counts": measure.thread_counts()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,8 +219,7 @@ def print_table(report: dict) -> None:
           f"threads tried {report['machine']['thread_counts']}")
     for name, result in report["models"].items():
         size = result["bytes"]
-        print(f"\n{name} ({result['shape']['parameters'] / 1e6:.1f}M parameters; 1-min load "
-              f"{result['load_average_1min']['min']:.1f}-{result['load_average_1min']['max']:.1f})")
+        print(heading(name, result))
         print(f"  size: fp32 {size['onnx_fp32'] / 1e6:.1f} MB, INT8 {size['onnx_int8'] / 1e6:.1f} MB "
               f"({100 * result['ratios']['int8_size_vs_onnx_fp32']:.1f}%)")
         for context, figures_ in result["latency_ms_per_token"].items():

@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
 import statistics
 import time
 import warnings
@@ -52,11 +50,11 @@ from transformers import AutoTokenizer, GenerationConfig, PreTrainedModel
 
 from aitale.data.stories import load_stories
 from aitale.data.structure import prompt as story_prompt
-from aitale.distill import machine
 from aitale.io import write_json
+from aitale.machine import LoadRange, describe
 from aitale.modeling.model import model_context
 from aitale.params import EvaluateParams, load_section
-from benchmarks.export_speed import build
+from benchmarks.export_speed import build, heading, shape
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "generation_speed.json"
@@ -149,34 +147,27 @@ def bench_case(model: PreTrainedModel, case: Case, repeats: int, seed: int) -> d
 
 def bench_model(name: str, model: PreTrainedModel, source: str, prompts: dict[str, list[list[int]]],
                 new_tokens: int, repeats: int, seed: int) -> dict:
-    config = model.config
     room = model_context(model)
     cases = []
     for case_name, ids in prompts.items():
         fitting = [p[-(room - new_tokens):] for p in ids]  # prompt + new tokens within the positions
         cases.append(Case(case_name, fitting, new_tokens))
-    load = [os.getloadavg()[0]]
+    load = LoadRange()
     results = {}
     for case in cases:
         began = time.perf_counter()
         results[case.name] = bench_case(model, case, repeats, seed)
-        load.append(os.getloadavg()[0])
+        load.sample()
         log.info("%s %s (%s prompt tokens + %d new): cache %.1f tok/s, no cache %.1f tok/s, x%.2f (%.0f s)",
                  name, case.name, results[case.name]["prompt_tokens"], new_tokens,
                  results[case.name]["tokens_per_s"]["cache"], results[case.name]["tokens_per_s"]["no_cache"],
                  results[case.name]["cache_speedup"], time.perf_counter() - began)
     return {
         "source": source,
-        "shape": {"n_layer": config.n_layer, "n_head": config.n_head, "n_embd": config.n_embd,
-                  "n_positions": config.n_positions, "vocab_size": config.vocab_size,
-                  "parameters": sum(p.numel() for p in model.parameters())},
+        "shape": shape(model),
         "contexts": results,
-        "load_average_1min": {"min": round(min(load), 2), "max": round(max(load), 2)},
+        "load_average_1min": load.summary(),
     }
-
-
-def machine_info() -> dict:
-    return {**machine(), "transformers": transformers.__version__, "python": platform.python_version()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         "decoding": "greedy (do_sample=False), min_new_tokens = max_new_tokens, no other processors",
         "repeats": args.repeats,
         "seed": args.seed,
-        "machine": machine_info(),
+        "machine": describe(),
         "seconds": round(time.perf_counter() - began, 1),
     }
     write_json(args.output, report)
@@ -237,8 +228,7 @@ def print_table(report: dict) -> None:
     print(f"\n{machine['cpu_model']}, {machine['logical_cpus']} CPUs, {machine['torch_threads']} torch threads; "
           f"torch {machine['torch']}, transformers {machine['transformers']}")
     for name, result in report["models"].items():
-        print(f"\n{name} ({result['shape']['parameters'] / 1e6:.1f}M parameters; 1-min load "
-              f"{result['load_average_1min']['min']:.1f}-{result['load_average_1min']['max']:.1f})")
+        print(heading(name, result))
         for context, figures in result["contexts"].items():
             rate = figures["tokens_per_s"]
             print(f"  {context:5s} prompts {figures['prompt_tokens']} + {figures['new_tokens_per_prompt']} new: "

@@ -39,7 +39,6 @@ import json
 import logging
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -54,6 +53,7 @@ import torch
 import transformers
 from transformers import AutoTokenizer, PreTrainedModel
 
+from aitale.machine import describe
 from aitale.modeling import runtime as rt
 from aitale.modeling import trainer
 from aitale.modeling.blocks import load_blocks
@@ -360,22 +360,12 @@ def loss_figures(losses: list[float], tail: int) -> dict:
 
 
 def machine_info() -> dict:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model_names = sorted({line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")})
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
     return {
-        "cpu_model": ", ".join(model_names) or platform.processor(),
-        "logical_cpus": os.cpu_count(),
-        "cpu_flags_of_note": [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags],
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-        "torch_threads": torch.get_num_threads(),
+        **describe(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "mkldnn_available": torch.backends.mkldnn.is_available(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-        "platform": platform.platform(),
     }
 
 

@@ -155,7 +155,8 @@ def _speed(args, teacher, student, tokenizer, title: str) -> None:
     import torch
 
     from aitale.data.structure import prompt
-    from aitale.distill import generation_speed, machine
+    from aitale.distill import generation_speed
+    from aitale.machine import describe
     from aitale.io import write_text
 
     text = prompt(title)
@@ -179,7 +180,7 @@ def _speed(args, teacher, student, tokenizer, title: str) -> None:
         write_text(args.bench_output, json.dumps({
             "benchmark": "stages.distill --bench",
             "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "machine": machine(),
+            "machine": describe(),
             "teacher": args.teacher,
             "student": args.output_dir,
             **speed,

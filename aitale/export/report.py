@@ -11,7 +11,6 @@ are interleaved step by step with the others at the same thread count.
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import shutil
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from aitale.evaluation.perplexity import torch_logits
 from aitale.export import convert, measure
 from aitale.export.runtime import MANIFEST, OnnxDecoder, TorchScriptDecoder, sha256
 from aitale.io import write_json
+from aitale.machine import LoadRange
 from aitale.modeling.model import model_context
 from aitale.params import ExportParams, GenerateParams
 
@@ -159,7 +159,7 @@ def measure_speed(model: PreTrainedModel, folder: Path, params: ExportParams) ->
     figures: dict[str, dict] = {name: {"latency_ms_per_token": {}, "threads": {}} for name in runners[1]}
     measure.warm_up(runners, context, vocab)
     prefills = {}
-    load = [os.getloadavg()[0]]
+    load = LoadRange()
     for wanted in params.latency_contexts:
         prefill = measure.usable_prefill(wanted, context, steps)
         prefills[str(wanted)] = prefill
@@ -170,7 +170,7 @@ def measure_speed(model: PreTrainedModel, folder: Path, params: ExportParams) ->
             figures[name]["threads"][f"latency_{wanted}"] = threads
         log.info("ms/token with %d tokens cached: %s", prefill,
                  {n: figures[n]["latency_ms_per_token"][str(wanted)] for n in figures})
-        load.append(os.getloadavg()[0])
+        load.sample()
     batch = params.throughput_batch
     prefill = measure.usable_prefill(min(params.latency_contexts), context, steps)
     timing = measure.time_by_threads(runners, prefill, steps, batch, vocab)
@@ -179,11 +179,11 @@ def measure_speed(model: PreTrainedModel, folder: Path, params: ExportParams) ->
         figures[name]["throughput_tokens_per_s"] = round(batch * 1000 / ms, 1)
         figures[name]["threads"]["throughput"] = threads
     log.info("tokens/s at batch %d: %s", batch, {n: figures[n]["throughput_tokens_per_s"] for n in figures})
-    load.append(os.getloadavg()[0])
+    load.sample()
     return {"variants": figures,
             "setup": {"latency_prefill_tokens": prefills, "latency_tokens": steps, "throughput_batch": batch,
                       "throughput_prefill_tokens": prefill, "thread_counts": measure.thread_counts(),
-                      "load_average_1min": {"min": round(min(load), 2), "max": round(max(load), 2)}}}
+                      "load_average_1min": load.summary()}}
 
 
 def variant_sizes(model: PreTrainedModel, folder: Path) -> dict[str, tuple[str, int]]:

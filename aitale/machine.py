@@ -1,0 +1,44 @@
+"""Where a timing was taken: the machine, and how busy other processes kept it meanwhile."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import torch
+import transformers
+
+# Instruction sets that change which CPU kernels torch and onnxruntime pick.
+_FLAGS_OF_NOTE = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
+
+
+def describe() -> dict:
+    """The CPU, its instruction sets of note, and the versions and threads that run the timed code."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    names = sorted({line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")})
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return {
+        "cpu_model": ", ".join(names) or platform.processor(),
+        "logical_cpus": os.cpu_count(),
+        "cpu_flags_of_note": [f for f in _FLAGS_OF_NOTE if f in flags],
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+class LoadRange:
+    """The 1-minute load average, sampled at the start and after each timed part."""
+
+    def __init__(self) -> None:
+        self.samples = [os.getloadavg()[0]]
+
+    def sample(self) -> None:
+        self.samples.append(os.getloadavg()[0])
+
+    def summary(self) -> dict[str, float]:
+        return {"min": round(min(self.samples), 2), "max": round(max(self.samples), 2)}
