@@ -38,8 +38,10 @@ def replace_dir(source: str | Path, destination: str | Path) -> None:
     """Move the folder ``source`` to ``destination``, in place of whatever is there."""
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    if destination.exists():
-        shutil.rmtree(destination) if destination.is_dir() else destination.unlink()
+    if destination.is_dir():
+        shutil.rmtree(destination)
+    elif destination.exists():
+        destination.unlink()
     os.replace(source, destination)
 
 

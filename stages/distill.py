@@ -156,8 +156,8 @@ def _speed(args, teacher, student, tokenizer, title: str) -> None:
 
     from aitale.data.structure import prompt
     from aitale.distill import generation_speed
-    from aitale.machine import describe
     from aitale.io import write_text
+    from aitale.machine import describe
 
     text = prompt(title)
     models = {"teacher": teacher, "student": student}

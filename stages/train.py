@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", required=True, help="train split (jsonl)")
     parser.add_argument("--val", required=True, help="validation split (jsonl), for early stopping")
     parser.add_argument("--output-dir", required=True, help="where the trained model is saved (save_pretrained)")
-    parser.add_argument("--checkpoints", required=True, help="resumable checkpoints (kept between runs)")
+    parser.add_argument("--checkpoints", required=True,
+                        help="checkpoints of the finished run (an unfinished one resumes from CHECKPOINTS.partial)")
     parser.add_argument("--live", required=True, help="DVCLive folder for curves and samples")
     parser.add_argument("--speed", required=True, help="DVCLive folder for this run's tokens/s and memory")
     parser.add_argument("--metrics", required=True, help="JSON file for the final training metrics")
