@@ -18,7 +18,6 @@ are logged (and written to ``benchmarks/results/`` on request), never put in the
 from __future__ import annotations
 
 import logging
-import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -26,13 +25,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import GenerationConfig, GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase
 
 from aitale.evaluation.perplexity import score_texts, torch_logits
 from aitale.modeling.blocks import Blocks
-from aitale.modeling.model import model_context
-from aitale.modeling.runtime import Runtime
-from aitale.modeling.trainer import BETAS, GRAD_CLIP, _linear_warmup_decay, _param_groups, _step_blocks
+from aitale.modeling.device import Runtime
+from aitale.modeling.model import gpt2_config, model_context
+from aitale.modeling.trainer import make_optimizer, optimizer_step, planned_steps, step_blocks
 from aitale.params import DistillParams
 
 log = logging.getLogger(__name__)
@@ -52,18 +51,20 @@ class Recipe:
 def build_student(teacher: PreTrainedModel, params: DistillParams) -> GPT2LMHeadModel:
     """A GPT-2 of the params' shape with the teacher's vocabulary, context, special tokens and dropout."""
     config = teacher.config
-    dropout = {key: getattr(config, key, 0.0) for key in ("resid_pdrop", "embd_pdrop", "attn_pdrop")}
-    return GPT2LMHeadModel(GPT2Config(
-        vocab_size=config.vocab_size,
-        n_positions=model_context(teacher),
-        n_layer=params.n_layer,
-        n_head=params.n_head,
-        n_embd=params.n_embd,
-        bos_token_id=config.bos_token_id,
-        eos_token_id=config.eos_token_id,
-        pad_token_id=config.pad_token_id,
-        **dropout,
-    ))
+    return GPT2LMHeadModel(
+        gpt2_config(
+            vocab_size=config.vocab_size,
+            context=model_context(teacher),
+            n_layer=params.n_layer,
+            n_head=params.n_head,
+            n_embd=params.n_embd,
+            dropout=getattr(config, "resid_pdrop", 0.0),
+            attn_dropout=getattr(config, "attn_pdrop", 0.0),
+            bos_token_id=config.bos_token_id,
+            eos_token_id=config.eos_token_id,
+            pad_token_id=config.pad_token_id,
+        )
+    )
 
 
 def parameter_count(model: torch.nn.Module) -> int:
@@ -76,8 +77,9 @@ def weights_bytes(folder: str | Path) -> int:
     return sum(path.stat().st_size for pattern in WEIGHT_FILES for path in Path(folder).glob(pattern))
 
 
-def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, ids: torch.Tensor,
-                 temperature: float, alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def distill_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, ids: torch.Tensor, temperature: float, alpha: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loss, KL, CE), each a mean over the predicted positions; logits are (batch, length, vocab).
 
     Position ``i`` predicts token ``i + 1``, so the last position (no true next token) is
@@ -87,48 +89,74 @@ def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, ids
     student = student_logits[:, :-1].float().reshape(-1, vocab)
     teacher = teacher_logits[:, :-1].float().reshape(-1, vocab)
     targets = ids[:, 1:].reshape(-1)
-    kl = F.kl_div(F.log_softmax(student / temperature, dim=-1), F.log_softmax(teacher / temperature, dim=-1),
-                  reduction="sum", log_target=True) / student.shape[0]
+    kl = (
+        F.kl_div(
+            F.log_softmax(student / temperature, dim=-1),
+            F.log_softmax(teacher / temperature, dim=-1),
+            reduction="sum",
+            log_target=True,
+        )
+        / student.shape[0]
+    )
     ce = F.cross_entropy(student, targets)
     loss = alpha * temperature**2 * kl + (1 - alpha) * ce
     return loss, kl, ce
 
 
-def distill(student: PreTrainedModel, teacher: PreTrainedModel, train: Blocks, params: DistillParams,
-            recipe: Recipe, runtime: Runtime) -> dict:
+def distill(
+    student: PreTrainedModel,
+    teacher: PreTrainedModel,
+    train: Blocks,
+    params: DistillParams,
+    recipe: Recipe,
+    runtime: Runtime,
+) -> dict:
     """Train ``student`` in place on ``teacher``'s logits; returns the step count and last-epoch mean losses."""
     teacher.to(runtime.device).eval().requires_grad_(False)
     student.to(runtime.device).train()
-    optimizer = torch.optim.AdamW(_param_groups(student, recipe.weight_decay), lr=params.learning_rate, betas=BETAS)
-    steps_per_epoch = math.ceil(len(train) / params.batch_size)
-    total = steps_per_epoch * params.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_warmup_decay(recipe.warmup_steps, total))
-    log.info("distilling %d steps: %d blocks of %d tokens, %d per step, T=%g, alpha=%g, %s", total, len(train),
-             train.ids.shape[1], params.batch_size, params.temperature, params.alpha, runtime.dtype or "fp32")
+    steps_per_epoch, total = planned_steps(len(train), params.batch_size, params.epochs)
+    optimizer, scheduler = make_optimizer(
+        student, params.learning_rate, recipe.weight_decay, recipe.warmup_steps, total
+    )
+    log.info(
+        "distilling %d steps: %d blocks of %d tokens, %d per step, T=%g, alpha=%g, %s",
+        total,
+        len(train),
+        train.ids.shape[1],
+        params.batch_size,
+        params.temperature,
+        params.alpha,
+        runtime.dtype or "fp32",
+    )
     sums = {"loss": 0.0, "kl": 0.0, "ce": 0.0}
     tokens_seen = 0
     started = time.perf_counter()
     for step in range(total):
         if step % steps_per_epoch == 0:
             sums = dict.fromkeys(sums, 0.0)
-        x = _step_blocks(train, step, steps_per_epoch, params.batch_size, params.seed).to(runtime.device)
+        x = step_blocks(train, step, steps_per_epoch, params.batch_size, params.seed).to(runtime.device)
         with runtime.autocast():
             with torch.no_grad():
                 teacher_logits = teacher(input_ids=x).logits
             student_logits = student(input_ids=x).logits
         loss, kl, ce = distill_loss(student_logits, teacher_logits, x, params.temperature, params.alpha)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), GRAD_CLIP)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(student, optimizer, scheduler)
         tokens_seen += x.numel()
         for key, value in (("loss", loss), ("kl", kl), ("ce", ce)):
             sums[key] += value.item()
         done = step + 1
         if done % LOG_EVERY == 0 or done == total:
-            log.info("step %d/%d  loss %.4f  kl %.4f  ce %.4f  lr %.2e  %.0fs", done, total, loss.item(), kl.item(),
-                     ce.item(), scheduler.get_last_lr()[0], time.perf_counter() - started)
+            log.info(
+                "step %d/%d  loss %.4f  kl %.4f  ce %.4f  lr %.2e  %.0fs",
+                done,
+                total,
+                loss.item(),
+                kl.item(),
+                ce.item(),
+                scheduler.get_last_lr()[0],
+                time.perf_counter() - started,
+            )
     return {
         "steps": total,
         "tokens_seen": tokens_seen,
@@ -138,7 +166,9 @@ def distill(student: PreTrainedModel, teacher: PreTrainedModel, train: Blocks, p
 
 def bits_per_byte(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: list[str], stride: int) -> float:
     """Bits per byte of ``texts`` (sliding window, fp32), as the evaluation scores them."""
-    score = score_texts(texts, lambda text: tokenizer(text).input_ids, torch_logits(model), model_context(model), stride)
+    score = score_texts(
+        texts, lambda text: tokenizer(text).input_ids, torch_logits(model), model_context(model), stride
+    )
     return score.bits_per_byte
 
 
@@ -146,8 +176,14 @@ def bits_per_byte(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, te
 
 
 @torch.no_grad()
-def generation_speed(models: dict[str, PreTrainedModel], tokenizer: PreTrainedTokenizerBase, prompt_text: str,
-                     new_tokens: int, repeats: int = 5, threads: int | None = None) -> dict[str, dict]:
+def generation_speed(
+    models: dict[str, PreTrainedModel],
+    tokenizer: PreTrainedTokenizerBase,
+    prompt_text: str,
+    new_tokens: int,
+    repeats: int = 5,
+    threads: int | None = None,
+) -> dict[str, dict]:
     """Greedy tokens/s of each model continuing ``prompt_text`` (fp32, KV cache), by name.
 
     Exactly ``new_tokens`` are generated every time (end-of-text is suppressed until then),
@@ -160,9 +196,18 @@ def generation_speed(models: dict[str, PreTrainedModel], tokenizer: PreTrainedTo
     room = min(model_context(model) for model in models.values()) - ids.shape[1]
     new_tokens = max(1, min(new_tokens, room))
     # Every sampling and penalty setting neutral, so the saved generation_config cannot change the decoding.
-    config = GenerationConfig(do_sample=False, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                              temperature=1.0, top_k=50, top_p=1.0, no_repeat_ngram_size=0, repetition_penalty=1.0,
-                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = GenerationConfig(
+        do_sample=False,
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        temperature=1.0,
+        top_k=50,
+        top_p=1.0,
+        no_repeat_ngram_size=0,
+        repetition_penalty=1.0,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     seconds: dict[str, list[float]] = {name: [] for name in models}
     outputs = {}
     before = torch.get_num_threads()
@@ -191,6 +236,6 @@ def generation_speed(models: dict[str, PreTrainedModel], tokenizer: PreTrainedTo
             "seconds_median": round(statistics.median(times), 4),
             "tokens_per_second": round(generated / min(times), 1),
             "tokens_per_second_median": round(generated / statistics.median(times), 1),
-            "text": tokenizer.decode(outputs[name][0, ids.shape[1]:], skip_special_tokens=True).strip(),
+            "text": tokenizer.decode(outputs[name][0, ids.shape[1] :], skip_special_tokens=True).strip(),
         }
     return figures

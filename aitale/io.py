@@ -6,6 +6,7 @@ with one ``os.replace`` once complete: a reader sees the old output, or none, or
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -67,6 +68,12 @@ def write_json(path: str | Path, data: Any) -> None:
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
     write_text(path, "".join(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n" for row in rows))
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes, read in chunks (a model file can be larger than memory allows)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

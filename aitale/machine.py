@@ -13,13 +13,25 @@ import transformers
 _FLAGS_OF_NOTE = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
 
 
+def _cpuinfo(field: str) -> list[str]:
+    """The values of one field of /proc/cpuinfo, one per processor ([] where there is no such file)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+    return [line.split(":", 1)[1].strip() for line in lines if line.split(":", 1)[0].strip() == field]
+
+
+def cpu_flags() -> list[str]:
+    """The instruction-set flags of the first processor."""
+    return next(iter(_cpuinfo("flags")), "").split()
+
+
 def describe() -> dict:
     """The CPU, its instruction sets of note, and the versions and threads that run the timed code."""
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    names = sorted({line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")})
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    flags = cpu_flags()
     return {
-        "cpu_model": ", ".join(names) or platform.processor(),
+        "cpu_model": ", ".join(sorted(set(_cpuinfo("model name")))) or platform.processor(),
         "logical_cpus": os.cpu_count(),
         "cpu_flags_of_note": [f for f in _FLAGS_OF_NOTE if f in flags],
         "torch_threads": torch.get_num_threads(),

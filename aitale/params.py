@@ -7,8 +7,11 @@ Values live in ``params.yaml`` only: the schema gives types, ranges and help, no
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -26,15 +29,68 @@ from pydantic import (
     model_validator,
 )
 
+from aitale.data.labels import AGE_GROUPS, SAFETY_CATEGORIES, STYLES, THEMES
 from aitale.errors import ParamsError
 
 Section = TypeVar("Section", bound=BaseModel)
+
+
+# Which keys a run reads. With AITALE_PARAMS_READS naming a folder, each process writes the dotted keys
+# whose values it read to <folder>/<pid>.json at exit: tests/test_dvc_deps.py compares them with each
+# stage's `params` in dvc.yaml.
+_READS_DIR = os.environ.get("AITALE_PARAMS_READS")
+_reads: set[str] = set()
+_paths: dict[int, str] = {}  # id of a validated section (or sub-section) -> its dotted key
 
 
 class Strict(BaseModel):
     """Base of every params section: unknown keys and silent type coercion are errors."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    if _READS_DIR:
+
+        def __getattribute__(self, name: str) -> Any:
+            value = super().__getattribute__(name)
+            if name in type(self).model_fields and (path := _paths.get(id(self))) is not None:
+                _note_read(f"{path}.{name}" if path else name, value)
+            return value
+
+        def model_dump(self, **kwargs) -> dict[str, Any]:
+            skipped = kwargs.get("exclude") or ()
+            for name in (n for n in type(self).model_fields if n not in skipped):
+                value = getattr(self, name)
+                for inner in value.values() if isinstance(value, dict) else [value]:
+                    if isinstance(inner, Strict):
+                        inner.model_dump()
+            return super().model_dump(**kwargs)
+
+        def model_copy(self, **kwargs) -> Any:
+            copy = super().model_copy(**kwargs)
+            if id(self) in _paths:
+                _paths[id(copy)] = _paths[id(self)]
+            return copy
+
+
+def _note_read(key: str, value: Any) -> None:
+    """A section holding sections is a way in, not a read: its parts are noted when they are read."""
+    if isinstance(value, Strict):
+        _paths[id(value)] = key
+    elif isinstance(value, dict) and value and all(isinstance(v, Strict) for v in value.values()):
+        for name, inner in value.items():
+            _paths[id(inner)] = f"{key}.{name}"
+    else:
+        _reads.add(key)
+
+
+def _write_reads() -> None:
+    folder = Path(_READS_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{os.getpid()}.json").write_text(json.dumps({"argv": sys.argv, "reads": sorted(_reads)}))
+
+
+if _READS_DIR:
+    atexit.register(_write_reads)
 
 
 def read_params(path: str | Path) -> dict[str, Any]:
@@ -55,14 +111,17 @@ def validate(schema: type[Section], name: str, values: Any, source: str = "param
     if values is None:
         raise ParamsError(f"{source}: section '{name}' is missing")
     try:
-        return schema.model_validate(values)
+        section = schema.model_validate(values)
     except ValidationError as err:
         problems = []
         for error in err.errors():
-            key = ".".join([name, *(str(part) for part in error["loc"])])
-            got = "" if error["type"] == "missing" else f" (got {error['input']!r})"
-            problems.append(f"  {key}: {error['msg']}{got}")
+            key = ".".join([*([name] if name else []), *(str(part) for part in error["loc"])]) or "(top level)"
+            # a cross-field rule's message names its keys and values; a single key's names the value it got
+            got = "" if error["type"] == "missing" or isinstance(error["input"], dict) else f" (got {error['input']!r})"
+            problems.append(f"  {key}: {error['msg'].removeprefix('Value error, ')}{got}")
         raise ParamsError(f"{source}: invalid params\n" + "\n".join(problems)) from None
+    _paths[id(section)] = name
+    return section
 
 
 def load_section(
@@ -74,27 +133,37 @@ def load_section(
     """Read section ``name`` of ``path``, apply dotted ``overrides``, and validate it."""
     values = read_params(path).get(name)
     for dotted, value in (overrides or {}).items():
-        values = _set_dotted(values or {}, dotted.split("."), value)
+        values = set_dotted(values or {}, dotted, value)
     return validate(schema, name, values, source=str(path))
 
 
-def _set_dotted(mapping: dict[str, Any], keys: list[str], value: Any) -> dict[str, Any]:
+def set_dotted(mapping: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """A copy of ``mapping`` with the key ``a.b.c`` set to ``value`` (missing levels are created)."""
+    head, _, rest = dotted.partition(".")
     updated = dict(mapping)
-    head, *rest = keys
-    updated[head] = _set_dotted(updated.get(head) or {}, rest, value) if rest else value
+    updated[head] = set_dotted(updated.get(head) or {}, rest, value) if rest else value
     return updated
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Every section of ``path`` validated at once; the error lists each bad key with its value."""
+    return validate(Params, "", read_params(path), source=str(path))
 
 
 # --- data: where the sources come from (download stage) -------------------------------
 
 
 class GutenbergParams(Strict):
-    books: list[PositiveInt] = Field(description="Project Gutenberg ebook ids to download; [] keeps the pipeline offline")
+    books: list[PositiveInt] = Field(
+        description="Project Gutenberg ebook ids to download; [] keeps the pipeline offline"
+    )
     mirror: str = Field(
         min_length=1,
         description="URL template with {id} (http, https or file), or a local folder holding pg{id}.txt files",
     )
-    sha256: dict[PositiveInt, str] = Field(description="expected sha256 per book id; books without a pin are not checked")
+    sha256: dict[PositiveInt, str] = Field(
+        description="expected sha256 per book id; books without a pin are not checked"
+    )
     timeout_s: PositiveFloat = Field(description="seconds to wait for one download before giving up")
 
     @field_validator("sha256")
@@ -113,18 +182,19 @@ class DataParams(Strict):
 # --- prepare: cleaning, filtering, dedupe, structure, augmentation, split ----------------
 
 
-class FilterRule(Strict):
-    terms: list[str] = Field(min_length=1, description="words or phrases; a trailing * matches any ending")
-    max_per_1k_words: NonNegativeFloat = Field(description="a story with more matches per 1,000 words is removed")
-
-
 class DedupeParams(Strict):
-    near_duplicate: float = Field(gt=0, le=1, description="TF-IDF cosine at or above which two stories are one tale told twice: the later copy is dropped")
+    near_duplicate: float = Field(
+        gt=0,
+        le=1,
+        description="TF-IDF cosine at or above which two stories are one tale told twice: the later copy is dropped",
+    )
     near_duplicate_same_title: float = Field(gt=0, le=1, description="the same, for two stories with similar titles")
-    same_tale: float = Field(gt=0, le=1, description="cosine at or above which two stories are kept together in one split")
+    same_tale: float = Field(
+        gt=0, le=1, description="cosine at or above which two stories are kept together in one split"
+    )
 
     @model_validator(mode="after")
-    def _ordered(self) -> "DedupeParams":
+    def _ordered(self) -> DedupeParams:
         if self.same_tale > self.near_duplicate or self.near_duplicate_same_title > self.near_duplicate:
             raise ValueError("same_tale and near_duplicate_same_title must not exceed near_duplicate")
         return self
@@ -132,32 +202,79 @@ class DedupeParams(Strict):
 
 class AugmentParams(Strict):
     methods: list[Literal["beginning", "ending", "paraphrase", "modernise"]] = Field(
-        description="augmentations applied to the train split only; [] turns augmentation off"
+        description=(
+            "augmentations applied to the train split only, each adding a copy of a story: beginning (an opening "
+            "formula in the story's register), ending (a closing line in its register), paraphrase "
+            "(part-of-speech-aware synonyms), modernise (archaic diction: thou art -> you are); copies the content "
+            "screen fails are dropped; [] turns augmentation off (benchmarks/augment_effect.py measures each)"
+        )
     )
-    probability: float = Field(ge=0, le=1, description="chance that a train story gets each method")
+    probability: float = Field(ge=0, le=1, description="chance that a train story gets each method's copy")
 
 
 class SplitParams(Strict):
     val: float = Field(ge=0, lt=0.5, description="fraction of tales held out for validation")
     test: float = Field(ge=0, lt=0.5, description="fraction of tales held out for testing")
+    holdout_books: list[PositiveInt] = Field(
+        description="Gutenberg ids whose stories go to no split but holdout.jsonl (leave-one-book-out): "
+        "evaluate's out-of-collection bits per byte"
+    )
+    holdout_custom: float = Field(
+        ge=0,
+        lt=0.5,
+        description="share of the custom stories (whole tales, by a seeded hash) held out to holdout.jsonl",
+    )
 
 
 class PrepareParams(Strict):
     seed: int = Field(description="seed for augmentation and the split")
     min_words: PositiveInt = Field(description="shorter stories are dropped (fragments, not tales)")
     max_words: PositiveInt = Field(description="longer stories are dropped (novellas, not tales)")
-    filter: dict[str, FilterRule] = Field(description="content rules for children, by name")
     dedupe: DedupeParams
     augment: AugmentParams
     split: SplitParams
 
     @model_validator(mode="after")
-    def _ranges(self) -> "PrepareParams":
+    def _ranges(self) -> PrepareParams:
         if self.min_words >= self.max_words:
             raise ValueError("min_words must be below max_words")
-        if self.split.val + self.split.test >= 0.8:
-            raise ValueError("split.val + split.test must leave at least 20% for training")
+        split = self.split
+        if split.val + split.test + split.holdout_custom >= 0.8:
+            raise ValueError("split.val + split.test + split.holdout_custom must leave at least 20% for training")
         return self
+
+
+AgeGroup = Literal[AGE_GROUPS]  # type: ignore[valid-type]
+Style = Literal[STYLES]  # type: ignore[valid-type]
+Theme = Literal[THEMES]  # type: ignore[valid-type]
+
+
+# --- safety: the content screen (aitale/safety) every text for a child passes -----------------
+
+
+class SafetyParams(Strict):
+    seed: int = Field(description="seed for the classifier's solver")
+    passage_sentences: int = Field(
+        ge=1, le=4, description="a text is judged in passages of at most this many sentences"
+    )
+    regularization: PositiveFloat = Field(description="inverse L2 strength (scikit-learn's C) of the classifier")
+    min_df: PositiveInt = Field(description="a word or word pair in fewer labelled passages is not a feature")
+    thresholds: dict[AgeGroup, dict[str, float]] = Field(
+        description="per age group and category: the classifier score at which a passage fails"
+    )
+
+    @field_validator("thresholds")
+    @classmethod
+    def _every_policy(cls, thresholds: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for age in AGE_GROUPS:
+            given = thresholds.get(age)
+            if given is None:
+                raise ValueError(f"{age}: every age group needs its thresholds")
+            if set(given) != set(SAFETY_CATEGORIES):
+                raise ValueError(f"{age}: one threshold per category, exactly: {', '.join(SAFETY_CATEGORIES)}")
+            if bad := [c for c, v in given.items() if not 0 < v <= 1]:
+                raise ValueError(f"{age}.{bad[0]}: a threshold is a score in (0, 1]")
+        return thresholds
 
 
 # --- model: the tokenizer stage and the architecture trained by `train` --------------
@@ -172,6 +289,11 @@ KNOWN_BASES = {
     "distilgpt2": 1024,
     "EleutherAI/gpt-neo-125m": 2048,
     "EleutherAI/gpt-neo-1.3B": 2048,
+    # sequence-to-sequence: the request in, the story out (relative positions: the context is the tokenizer's)
+    "t5-small": 512,
+    "t5-base": 512,
+    "google-t5/t5-small": 512,
+    "google-t5/t5-base": 512,
 }
 
 
@@ -185,7 +307,12 @@ class ModelParams(Strict):
     n_layer: PositiveInt = Field(description="scratch only: transformer blocks")
     n_head: PositiveInt = Field(description="scratch only: attention heads per block")
     n_embd: PositiveInt = Field(description="scratch only: width of the residual stream")
-    dropout: float = Field(ge=0, lt=1, description="scratch only: dropout on embeddings, attention and MLP")
+    dropout: float = Field(
+        ge=0, lt=1, description="scratch only: dropout on embeddings and residuals (MLP, attention out)"
+    )
+    attn_dropout: float = Field(
+        ge=0, lt=1, description="scratch only: dropout on attention probabilities; 0 lets SDPA use its fused kernel"
+    )
 
     @field_validator("base")
     @classmethod
@@ -195,7 +322,7 @@ class ModelParams(Strict):
         return base
 
     @model_validator(mode="after")
-    def _shape(self) -> "ModelParams":
+    def _shape(self) -> ModelParams:
         if self.base == SCRATCH:
             if self.n_embd % self.n_head:
                 raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
@@ -228,8 +355,11 @@ def base_context(base: str) -> int:
 
 
 class Hyperparams(Strict):
-    learning_rate: PositiveFloat = Field(description="peak learning rate, decayed linearly to 0 after warmup")
+    learning_rate: PositiveFloat = Field(description="peak learning rate, decayed to 0 after warmup (see schedule)")
     warmup_steps: NonNegativeInt = Field(description="optimizer steps of linear warmup")
+    schedule: Literal["linear", "cosine"] = Field(
+        description="learning-rate decay from the peak to 0 after warmup: a straight line, or a half cosine"
+    )
     weight_decay: NonNegativeFloat = Field(description="AdamW weight decay (not on biases and norms)")
     batch_size: PositiveInt = Field(description="blocks per device per micro-batch")
     grad_accum: PositiveInt = Field(description="micro-batches per optimizer step")
@@ -239,36 +369,121 @@ class Hyperparams(Strict):
 
 
 class TrainParams(Strict):
+    hyperparams: Literal["scratch", "pretrained"] = Field(
+        description="which set below applies: scratch (model.base scratch) or pretrained (a hub or local base)"
+    )
     seed: int = Field(description="seed for initialisation, data order and dropout")
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        description="auto = bf16 autocast where the CPU/GPU runs it fast, else fp32"
+        description="auto = bf16 autocast where the CPU/GPU runs it fast (every CUDA GPU with bf16), else fp32"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        description="where training runs: auto = the GPU when there is one (under torchrun, LOCAL_RANK's), else CPU"
     )
     eval_every: PositiveInt = Field(description="optimizer steps between validation-loss checks")
     patience: NonNegativeInt = Field(description="stop after this many checks without a better val loss; 0 = never")
     checkpoint_every: PositiveInt = Field(description="optimizer steps between resumable checkpoints")
     sample_every: PositiveInt = Field(description="optimizer steps between logged sample stories")
     sample_prompts: list[str] = Field(description="story titles used for the periodic samples")
+    control_dropout: float = Field(
+        ge=0,
+        lt=1,
+        description="share of train stories seen without their control "
+        "line (age group, style, themes), so the model also writes unconditioned",
+    )
     scratch: Hyperparams = Field(description="used when model.base is scratch")
     pretrained: Hyperparams = Field(description="used for a hub or local base (the spec's values)")
 
+    @property
+    def hp(self) -> Hyperparams:
+        """The hyperparameters in effect (``hyperparams`` names them)."""
+        return self.scratch if self.hyperparams == "scratch" else self.pretrained
 
-class SliceFilter(Strict):
-    age_group: Literal["3-5", "6-8", "9-12"] | None = None
-    theme: str | None = None
-    style: Literal["fairy_tale", "fable", "bedtime"] | None = None
+
+class LoraParams(Strict):
+    enabled: bool = Field(description="train low-rank adapters on a frozen base instead of every weight")
+    r: PositiveInt = Field(description="rank of each adapter")
+    alpha: PositiveFloat = Field(description="adapter scale numerator: the update is scaled by alpha / r")
+    dropout: float = Field(ge=0, lt=1, description="dropout on the adapters' input")
+    target_modules: list[str] = Field(
+        description="module names that get adapters; [] = peft's choice for the architecture "
+        "(GPT-2: c_attn; GPT-Neo: q_proj, v_proj; T5: q, v)"
+    )
+
+
+class MemoryParams(Strict):
+    """How a model too large for the device's memory still trains (train and specialise stages)."""
+
+    gradient_checkpointing: bool = Field(
+        description="recompute each block's activations in the backward pass instead of keeping them"
+    )
+    bf16_frozen: bool = Field(
+        description="with LoRA on a device that trains in bf16 (train.precision), hold the frozen base in bf16"
+    )
+    lora: LoraParams = Field(description="LoRA adapters (peft); merged into the weights when the model is saved")
+    fsdp: bool = Field(
+        description="under torchrun, shard the weights, gradients and optimizer state across the processes "
+        "(FSDP) instead of a full copy in each (DDP); needs more than one process, and not with lora.enabled"
+    )
 
     @model_validator(mode="after")
-    def _one(self) -> "SliceFilter":
-        if sum(v is not None for v in (self.age_group, self.theme, self.style)) != 1:
-            raise ValueError("give exactly one of age_group, theme or style")
+    def _fsdp_alone(self) -> MemoryParams:
+        if self.fsdp and self.lora.enabled:
+            raise ValueError(
+                "fsdp and lora.enabled: not both (LoRA already drops the base's gradients and AdamW state, "
+                "and its adapters are merged on the whole model, not on shards): turn one of them off"
+            )
         return self
+
+
+BROAD = "storyteller"  # the broad model every specialisation chain starts from
+
+
+class ChainStage(Strict):
+    parent: str = Field(description=f"the model this one is fine-tuned from: {BROAD} or an earlier chain entry")
+    age_group: AgeGroup | None = Field(None, description="the slice: train stories of this age group")
+    theme: Theme | None = Field(None, description="the slice: train stories with this theme")
+    style: Style | None = Field(None, description="the slice: train stories of this style")
+
+    @model_validator(mode="after")
+    def _some_slice(self) -> ChainStage:
+        if self.age_group is None and self.theme is None and self.style is None:
+            raise ValueError("give the slice: at least one of age_group, theme or style")
+        return self
+
+    @property
+    def slice(self) -> dict[str, str]:
+        return self.model_dump(exclude_none=True, exclude={"parent"})
+
+    def selects(self, record: dict) -> bool:
+        """Whether a story record belongs to this slice (every label given must match)."""
+        return (
+            (self.age_group is None or record["age_group"] == self.age_group)
+            and (self.theme is None or self.theme in record["themes"])
+            and (self.style is None or record["style"] == self.style)
+        )
 
 
 class SpecialiseParams(Strict):
     learning_rate: PositiveFloat = Field(description="peak learning rate of the specialised fine-tuning")
     epochs: PositiveInt = Field(description="passes over the slice's train blocks")
-    groups: dict[str, SliceFilter] = Field(description="stage 2: one model per age group or theme slice")
-    styles: dict[str, SliceFilter] = Field(description="stage 3: one model per narrative style slice")
+    chain: dict[str, ChainStage] = Field(
+        description="the spec's stages 2 and 3: one model per entry, fine-tuned on its slice from its parent "
+        "(age group or theme from the broad model, then style from one of those)"
+    )
+
+    @field_validator("chain")
+    @classmethod
+    def _parents_first(cls, chain: dict[str, ChainStage]) -> dict[str, ChainStage]:
+        known = {BROAD}
+        for name, stage in chain.items():
+            if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name) or name == BROAD:
+                raise ValueError(
+                    f"{name!r}: a chain entry is named in lower-case letters, digits and '-', and not {BROAD!r}"
+                )
+            if stage.parent not in known:
+                raise ValueError(f"{name}: parent {stage.parent!r} is neither {BROAD} nor an entry above it")
+            known.add(name)
+        return chain
 
 
 class GenerateParams(Strict):
@@ -283,7 +498,7 @@ class GenerateParams(Strict):
     max_new_tokens: PositiveInt = Field(description="longest story, in tokens")
 
     @model_validator(mode="after")
-    def _lengths(self) -> "GenerateParams":
+    def _lengths(self) -> GenerateParams:
         if self.min_new_tokens > self.max_new_tokens:
             raise ValueError("min_new_tokens must not exceed max_new_tokens")
         return self
@@ -292,12 +507,40 @@ class GenerateParams(Strict):
 # --- evaluate: automated metrics, samples and the human-evaluation sheet -------------
 
 
+class ControlParams(Strict):
+    themes: list[Theme] = Field(
+        min_length=1, description="themes of the control grid (each with every age group and style)"
+    )
+    stories_per_condition: PositiveInt = Field(
+        description="stories written per request of the grid, with and without control tokens"
+    )
+
+
 class EvaluateParams(Strict):
     stride: PositiveInt = Field(description="sliding-window stride in tokens for perplexity (HF's perplexity guide)")
     prompt_fraction: float = Field(gt=0, lt=1, description="share of each test story given as the BLEU/ROUGE prompt")
     max_stories: NonNegativeInt = Field(description="test stories used for BLEU/ROUGE and narrative metrics; 0 = all")
-    sample_prompts: list[str] = Field(min_length=1, description="titles of the sample stories written to evaluation_results/")
+    sample_prompts: list[str] = Field(
+        min_length=1, description="titles of the sample stories written to evaluation_results/"
+    )
     samples_per_prompt: PositiveInt = Field(description="stories generated per sample prompt")
+    control: ControlParams = Field(description="control accuracy: stories asked for an age group, style and theme")
+
+
+class ClassifyParams(Strict):
+    seed: int = Field(description="seed for the heads' and baselines' solvers and the passage sample")
+    regularization: PositiveFloat = Field(
+        description="inverse L2 strength (scikit-learn's C) of the heads' score layers, fitted on the frozen trunk"
+    )
+    max_tokens: int = Field(ge=8, le=1024, description="tokens of a passage a head reads (its last ones)")
+    passage_sentences: PositiveInt = Field(
+        description="story passages for the theme/style/age heads: at most this many sentences"
+    )
+    min_theme_stories: PositiveInt = Field(description="themes of fewer train stories are left out of the theme head")
+    threshold: float = Field(gt=0, lt=1, description="the theme head predicts a theme at this probability")
+    max_train_passages: NonNegativeInt = Field(
+        description="train each head on at most this many passages (a seeded sample); 0 = all"
+    )
 
 
 class HumanEvalParams(Strict):
@@ -308,7 +551,7 @@ class HumanEvalParams(Strict):
     seed: int = Field(description="seed for sampling and for shuffling the sheet")
 
     @model_validator(mode="after")
-    def _scale(self) -> "HumanEvalParams":
+    def _scale(self) -> HumanEvalParams:
         if self.scale_min >= self.scale_max:
             raise ValueError("scale_min must be below scale_max")
         return self
@@ -319,8 +562,12 @@ class HumanEvalParams(Strict):
 
 class ExportParams(Strict):
     opset: int = Field(ge=14, le=21, description="ONNX opset of the exported graphs")
-    parity_tolerance: PositiveFloat = Field(description="largest |logit difference| allowed between PyTorch and ONNX fp32")
-    latency_contexts: list[PositiveInt] = Field(min_length=1, description="context lengths at which per-token latency is timed")
+    parity_tolerance: PositiveFloat = Field(
+        description="largest |logit difference| allowed between PyTorch and ONNX fp32"
+    )
+    latency_contexts: list[PositiveInt] = Field(
+        min_length=1, description="context lengths at which per-token latency is timed"
+    )
     latency_tokens: PositiveInt = Field(description="tokens generated per latency measurement")
     throughput_batch: PositiveInt = Field(description="batch size of the throughput measurement")
     max_bpb_stories: NonNegativeInt = Field(description="test stories used for each variant's bits per byte; 0 = all")
@@ -329,10 +576,62 @@ class ExportParams(Strict):
 class DistillParams(Strict):
     seed: int = Field(description="seed for the student's initialisation and data order")
     temperature: PositiveFloat = Field(description="softmax temperature of the teacher's soft targets")
-    alpha: float = Field(ge=0, le=1, description="weight of the soft-target loss; 1 - alpha goes to the true next token")
+    alpha: float = Field(
+        ge=0, le=1, description="weight of the soft-target loss; 1 - alpha goes to the true next token"
+    )
     n_layer: PositiveInt = Field(description="student transformer blocks")
     n_head: PositiveInt = Field(description="student attention heads")
     n_embd: PositiveInt = Field(description="student width")
     learning_rate: PositiveFloat = Field(description="student peak learning rate")
     epochs: PositiveInt = Field(description="passes over the train blocks")
     batch_size: PositiveInt = Field(description="blocks per step")
+
+    @model_validator(mode="after")
+    def _heads(self) -> DistillParams:
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        return self
+
+
+# --- the whole file: what `stages.check` validates before any other stage runs -----------
+
+
+def hyperparams_mismatch(model: ModelParams, train: TrainParams) -> str | None:
+    """Why ``train.hyperparams`` does not fit ``model.base`` (None when it does)."""
+    wanted = "scratch" if model.scratch else "pretrained"
+    if train.hyperparams == wanted:
+        return None
+    return (
+        f"train.hyperparams is {train.hyperparams!r} but model.base {model.base!r} trains with the {wanted!r} "
+        f"set: set train.hyperparams: {wanted}"
+    )
+
+
+class Params(Strict):
+    data: DataParams
+    prepare: PrepareParams
+    safety: SafetyParams
+    model: ModelParams
+    train: TrainParams
+    memory: MemoryParams
+    specialise: SpecialiseParams
+    generate: GenerateParams
+    evaluate: EvaluateParams
+    classify: ClassifyParams
+    human_eval: HumanEvalParams
+    export: ExportParams
+    distill: DistillParams
+
+    @model_validator(mode="after")
+    def _across_sections(self) -> Params:
+        if problem := hyperparams_mismatch(self.model, self.train):
+            raise ValueError(problem)
+        if missing := sorted(set(self.prepare.split.holdout_books) - set(self.data.gutenberg.books)):
+            raise ValueError(f"prepare.split.holdout_books: {missing} not in data.gutenberg.books, so never downloaded")
+        student, teacher = self.distill, self.model
+        if teacher.scratch and student.n_layer >= teacher.n_layer and student.n_embd >= teacher.n_embd:
+            raise ValueError(
+                f"distill: a student of {student.n_layer} layers x {student.n_embd} wide is not smaller "
+                f"than the model's {teacher.n_layer} x {teacher.n_embd}"
+            )
+        return self

@@ -19,7 +19,6 @@ It runs the real ``dvc`` CLI, which must be on PATH (``source .venv/bin/activate
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -31,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from aitale.io import file_sha256
 
 WORKSPACE = "workspace"  # what dvc calls the working tree in its diffs
 
@@ -59,8 +60,12 @@ def dvc_root() -> Path:
 
 def check_revision(rev: str, root: Path) -> str:
     """The short commit id of ``rev``, or a ReviewError if git does not know it."""
-    result = subprocess.run(["git", "rev-parse", "--verify", "--quiet", "--short", f"{rev}^{{commit}}"],
-                            cwd=root, capture_output=True, text=True)
+    result = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", "--short", f"{rev}^{{commit}}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise ReviewError(f"unknown git revision {rev!r} (for a pull request's base, fetch it: git fetch origin)")
     return result.stdout.strip()
@@ -126,8 +131,8 @@ class PlotData:
                 per_rev = self.points.setdefault(plot, {})
                 for entry in entries:
                     if entry.get("type") == "image":
-                        digest = hashlib.sha256(Path(entry["url"]).read_bytes()).hexdigest()
-                        per_rev.update({rev: digest for rev in entry.get("revisions", [])})
+                        digest = file_sha256(entry["url"])
+                        per_rev.update(dict.fromkeys(entry.get("revisions", []), digest))
                         continue
                     for rev in entry.get("revisions", []):
                         per_rev.setdefault(rev, Counter())
@@ -195,8 +200,11 @@ def plot_changes(base: str, head: str | None, root: Path) -> tuple[list[PlotChan
             changes[name] = PlotChange(name, "data changed", narrowed or sorted(names) or files)
     for name in dict.fromkeys([*old_defs, *new_defs]):
         if old_defs.get(name, "absent") != new_defs.get(name, "absent"):
-            what = "definition added" if name not in old_defs else (
-                "definition removed" if name not in new_defs else "definition changed")
+            what = (
+                "definition added"
+                if name not in old_defs
+                else ("definition removed" if name not in new_defs else "definition changed")
+            )
             if name in changes:
                 changes[name].change += f", {what}"
             else:
@@ -245,15 +253,22 @@ def build_report(base: str, head: str | None, root: Path, plots_dir: Path | None
     lines += ["## Plots", ""]
     changes, compared, data, loadable = plot_changes(base, head, root)
     if changes:
-        lines += [f"{len(changes)} of {max(compared, len(changes))} plots changed:", "",
-                  "| Plot | Change | Files |", "|---|---|---|"]
+        lines += [
+            f"{len(changes)} of {max(compared, len(changes))} plots changed:",
+            "",
+            "| Plot | Change | Files |",
+            "|---|---|---|",
+        ]
         lines += [f"| {cell(c.name)} | {c.change} | {cell(', '.join(code(f) for f in c.files))} |" for c in changes]
     else:
         lines += [f"No plot changed ({compared} compared)."]
     if data.errors:
         lines += ["", "DVC could not load some plot data (fetch or reproduce that revision's outputs):", ""]
-        lines += [f"- {code(name) if name else 'all plots'} at {', '.join(map(code, revs_failed))}: {message}"
-                  for name, messages in data.errors.items() for message, revs_failed in messages.items()]
+        lines += [
+            f"- {code(name) if name else 'all plots'} at {', '.join(map(code, revs_failed))}: {message}"
+            for name, messages in data.errors.items()
+            for message, revs_failed in messages.items()
+        ]
     if plots_dir is not None and data.errors and not loadable:
         lines += ["", "No plot could be rendered."]
     elif plots_dir is not None:
@@ -267,15 +282,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m aitale.review",
         description="Markdown review of what changed between two revisions: dvc params diff, dvc metrics diff "
-                    "and the plots whose data or definition changed.",
+        "and the plots whose data or definition changed.",
     )
-    parser.add_argument("--base", default="main", metavar="REV",
-                        help="git revision to compare against (default: %(default)s; origin/main for the remote's)")
-    parser.add_argument("--head", metavar="REV",
-                        help="git revision under review (default: the workspace, uncommitted changes included)")
+    parser.add_argument(
+        "--base",
+        default="main",
+        metavar="REV",
+        help="git revision to compare against (default: %(default)s; origin/main for the remote's)",
+    )
+    parser.add_argument(
+        "--head", metavar="REV", help="git revision under review (default: the workspace, uncommitted changes included)"
+    )
     parser.add_argument("--output", type=Path, metavar="FILE", help="write the Markdown here (default: stdout)")
-    parser.add_argument("--plots-dir", type=Path, metavar="DIR",
-                        help="also write `dvc plots diff`'s HTML (both revisions overlaid) to DIR/index.html")
+    parser.add_argument(
+        "--plots-dir",
+        type=Path,
+        metavar="DIR",
+        help="also write `dvc plots diff`'s HTML (both revisions overlaid) to DIR/index.html",
+    )
     return parser.parse_args(argv)
 
 

@@ -78,7 +78,7 @@ def prompt_ids(model_path: Path, config_path: Path, long_tokens: int, vocab_size
     models: 4,096 < 50,257); otherwise seeded random ids of the same lengths.
     """
     titles = load_section(EvaluateParams, "evaluate", config_path).sample_prompts
-    stories = load_stories(REPO / "data" / "stories")[:len(titles)]
+    stories = load_stories(REPO / "data" / "stories")[: len(titles)]
     if (model_path / "tokenizer.json").is_file():
         tokenizer = AutoTokenizer.from_pretrained(model_path)
         short = [tokenizer(story_prompt(t)).input_ids for t in titles]
@@ -93,10 +93,14 @@ def prompt_ids(model_path: Path, config_path: Path, long_tokens: int, vocab_size
 @torch.no_grad()
 def run(model: PreTrainedModel, case: Case, use_cache: bool, seed: int) -> tuple[float, list[list[int]]]:
     """Seconds to generate every prompt's continuation in turn, and the new tokens."""
-    config = GenerationConfig(do_sample=False, max_new_tokens=case.new_tokens, min_new_tokens=case.new_tokens,
-                              use_cache=use_cache, eos_token_id=model.config.eos_token_id,
-                              pad_token_id=model.config.pad_token_id if model.config.pad_token_id is not None
-                              else model.config.eos_token_id)
+    config = GenerationConfig(
+        do_sample=False,
+        max_new_tokens=case.new_tokens,
+        min_new_tokens=case.new_tokens,
+        use_cache=use_cache,
+        eos_token_id=model.config.eos_token_id,
+        pad_token_id=model.config.pad_token_id if model.config.pad_token_id is not None else model.config.eos_token_id,
+    )
     outputs, seconds = [], 0.0
     for ids in case.prompts:
         tensor = torch.tensor([ids])
@@ -104,7 +108,7 @@ def run(model: PreTrainedModel, case: Case, use_cache: bool, seed: int) -> tuple
         started = time.perf_counter()
         out = model.generate(tensor, attention_mask=torch.ones_like(tensor), generation_config=config)
         seconds += time.perf_counter() - started
-        outputs.append(out[0, len(ids):].tolist())
+        outputs.append(out[0, len(ids) :].tolist())
     return seconds, outputs
 
 
@@ -145,12 +149,19 @@ def bench_case(model: PreTrainedModel, case: Case, repeats: int, seed: int) -> d
     }
 
 
-def bench_model(name: str, model: PreTrainedModel, source: str, prompts: dict[str, list[list[int]]],
-                new_tokens: int, repeats: int, seed: int) -> dict:
+def bench_model(
+    name: str,
+    model: PreTrainedModel,
+    source: str,
+    prompts: dict[str, list[list[int]]],
+    new_tokens: int,
+    repeats: int,
+    seed: int,
+) -> dict:
     room = model_context(model)
     cases = []
     for case_name, ids in prompts.items():
-        fitting = [p[-(room - new_tokens):] for p in ids]  # prompt + new tokens within the positions
+        fitting = [p[-(room - new_tokens) :] for p in ids]  # prompt + new tokens within the positions
         cases.append(Case(case_name, fitting, new_tokens))
     load = LoadRange()
     results = {}
@@ -158,10 +169,17 @@ def bench_model(name: str, model: PreTrainedModel, source: str, prompts: dict[st
         began = time.perf_counter()
         results[case.name] = bench_case(model, case, repeats, seed)
         load.sample()
-        log.info("%s %s (%s prompt tokens + %d new): cache %.1f tok/s, no cache %.1f tok/s, x%.2f (%.0f s)",
-                 name, case.name, results[case.name]["prompt_tokens"], new_tokens,
-                 results[case.name]["tokens_per_s"]["cache"], results[case.name]["tokens_per_s"]["no_cache"],
-                 results[case.name]["cache_speedup"], time.perf_counter() - began)
+        log.info(
+            "%s %s (%s prompt tokens + %d new): cache %.1f tok/s, no cache %.1f tok/s, x%.2f (%.0f s)",
+            name,
+            case.name,
+            results[case.name]["prompt_tokens"],
+            new_tokens,
+            results[case.name]["tokens_per_s"]["cache"],
+            results[case.name]["tokens_per_s"]["no_cache"],
+            results[case.name]["cache_speedup"],
+            time.perf_counter() - began,
+        )
     return {
         "source": source,
         "shape": shape(model),
@@ -173,19 +191,37 @@ def bench_model(name: str, model: PreTrainedModel, source: str, prompts: dict[st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
-    parser.add_argument("--model", type=Path, default=REPO / "models" / "storyteller",
-                        help="the default model's folder (default: %(default)s)")
-    parser.add_argument("--new-tokens", type=int, default=128,
-                        help="new tokens per prompt for the default model (default: %(default)s)")
-    parser.add_argument("--new-tokens-124m", type=int, default=24,
-                        help="new tokens per prompt for gpt2-124m (default: %(default)s)")
-    parser.add_argument("--prompts-124m", type=int, default=1,
-                        help="prompts per context for gpt2-124m, the first of each list (default: %(default)s)")
-    parser.add_argument("--long-prompt", type=int, default=96,
-                        help="tokens of the long prompt (title + story opening) (default: %(default)s)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=REPO / "models" / "storyteller",
+        help="the default model's folder (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--new-tokens", type=int, default=128, help="new tokens per prompt for the default model (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--new-tokens-124m", type=int, default=24, help="new tokens per prompt for gpt2-124m (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--prompts-124m",
+        type=int,
+        default=1,
+        help="prompts per context for gpt2-124m, the first of each list (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--long-prompt",
+        type=int,
+        default=96,
+        help="tokens of the long prompt (title + story opening) (default: %(default)s)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds per figure (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads; 0 for torch's default, one per core (default: %(default)s)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads; 0 for torch's default, one per core (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="torch seed before every generate (default: 0)")
     parser.add_argument("--config", type=Path, default=REPO / "params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results JSON (default: %(default)s)")
@@ -206,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         prompts, prompt_source = prompt_ids(args.model, args.config, args.long_prompt, model.config.vocab_size)
         new_tokens = args.new_tokens_124m if name == "gpt2-124m" else args.new_tokens
         if name == "gpt2-124m":
-            prompts = {case: ids[:args.prompts_124m] for case, ids in prompts.items()}
+            prompts = {case: ids[: args.prompts_124m] for case, ids in prompts.items()}
         results[name] = bench_model(name, model, source, prompts, new_tokens, args.repeats, args.seed)
         results[name]["prompt_source"] = prompt_source
         del model
@@ -225,15 +261,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_table(report: dict) -> None:
     machine = report["machine"]
-    print(f"\n{machine['cpu_model']}, {machine['logical_cpus']} CPUs, {machine['torch_threads']} torch threads; "
-          f"torch {machine['torch']}, transformers {machine['transformers']}")
+    print(
+        f"\n{machine['cpu_model']}, {machine['logical_cpus']} CPUs, {machine['torch_threads']} torch threads; "
+        f"torch {machine['torch']}, transformers {machine['transformers']}"
+    )
     for name, result in report["models"].items():
         print(heading(name, result))
         for context, figures in result["contexts"].items():
             rate = figures["tokens_per_s"]
-            print(f"  {context:5s} prompts {figures['prompt_tokens']} + {figures['new_tokens_per_prompt']} new: "
-                  f"cache {rate['cache']:.1f} tok/s, no cache {rate['no_cache']:.1f} tok/s, "
-                  f"cache/no-cache x{figures['cache_speedup']:.2f}")
+            print(
+                f"  {context:5s} prompts {figures['prompt_tokens']} + {figures['new_tokens_per_prompt']} new: "
+                f"cache {rate['cache']:.1f} tok/s, no cache {rate['no_cache']:.1f} tok/s, "
+                f"cache/no-cache x{figures['cache_speedup']:.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -58,14 +58,19 @@ def main() -> None:
     result = {
         "median_seconds": median,
         "min_seconds": {name: round(min(values), 3) for name, values in seconds.items()},
-        "ratios": {"noop_repro_vs_dvc_status": round(median["noop_repro"] / median["dvc_status"], 2),
-                   "noop_repro_vs_dvc_version": round(median["noop_repro"] / median["dvc_version"], 2)},
+        "ratios": {
+            "noop_repro_vs_dvc_status": round(median["noop_repro"] / median["dvc_status"], 2),
+            "noop_repro_vs_dvc_version": round(median["noop_repro"] / median["dvc_version"], 2),
+        },
         "goal": {"noop_repro_seconds": GOAL_SECONDS, "met": median["noop_repro"] < GOAL_SECONDS},
         "rounds": args.rounds,
         "stages": len(timed(["dvc", "stage", "list", "--name-only"], env)[1].split()),
-        "setup": {"cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
-                  "python": platform.python_version(),
-                  "dvc": timed(["dvc", "--version"], env)[1].strip()},
+        "setup": {
+            "cpus": os.cpu_count(),
+            "load_average_1min": round(os.getloadavg()[0], 2),
+            "python": platform.python_version(),
+            "dvc": timed(["dvc", "--version"], env)[1].strip(),
+        },
     }
     out = REPO / "benchmarks/results/noop_repro.json"
     out.write_text(json.dumps(result, indent=2) + "\n")

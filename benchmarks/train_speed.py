@@ -5,15 +5,18 @@ initial weights, on the same packed blocks in the same order (the stage's seeded
 permutation), with the same batch and block size and the same dropout RNG stream:
 
 * ``baseline``: a minimal hand-written loop: fp32 eager, ``AdamW(lr)``, forward with
-  labels, backward, step (no warmup, decay, clipping or weight-decay groups);
+  labels, backward, step (no warmup, decay, clipping or weight-decay groups), on the GPT-2
+  that transformers makes of this shape (``gelu_new``, attention dropout at ``model.dropout``:
+  the same weights, neither setting has parameters);
 * ``stage``: :func:`aitale.modeling.trainer.fit` itself, as ``stages.train`` calls it, with
   ``train.precision`` from params.yaml (``auto``: bf16 autocast on a CPU with native bf16).
 
 The two run in lockstep, one optimizer step each in turn, so that other load on the machine
 falls on both alike: ``fit`` drives, and its tracker's ``log_step`` (called after each of its
 steps, outside the step time ``fit`` measures) runs the baseline's step, and one step of each
-cheap variant of the stage's step (fused AdamW, torch.compile, eager attention, one thread,
-fp32, no attention dropout) for the first ``--variant-steps`` steps. Every run keeps its own
+cheap variant of the stage's step (fused AdamW, eager attention, attention dropout or
+``gelu_new`` put back, fp32, the plain loop on the stage's model; torch.compile and one
+thread on request) for the first ``--variant-steps`` steps. Every run keeps its own
 RNG state, so ``fit`` trains exactly as it would alone.
 
 Tokens/s leave out the first ``--warmup`` steps (allocation, oneDNN kernel selection,
@@ -52,9 +55,10 @@ from pathlib import Path
 import torch
 import transformers
 from transformers import AutoTokenizer, PreTrainedModel
+from transformers.activations import NewGELUActivation
 
 from aitale.machine import describe
-from aitale.modeling import runtime as rt
+from aitale.modeling import device as rt
 from aitale.modeling import trainer
 from aitale.modeling.blocks import load_blocks
 from aitale.modeling.checkpoint import Checkpoints
@@ -66,7 +70,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "train_speed.json"
 QUICK_STEPS = 12
 QUICK_VARIANTS = ["fused_adamw"]
-GOAL_RATIO = 1.5
+GOAL_RATIO = 2.0
 # A variant is worth adopting when it is this much faster than the stage's own step and its
 # val loss is no more than LOSS_SLACK worse (compiled kernels and dropout masks differ a little).
 CLEAR_SPEEDUP = 1.10
@@ -89,23 +93,60 @@ class Data:
 def prepare_data(config: Path, fresh: bool, workdir: Path) -> Data:
     """The pipeline's own data: reused from data/processed + models/tokenizer, or made by the stages."""
     processed, tokenizer_dir = REPO / "data" / "processed", REPO / "models" / "tokenizer"
-    have = all(p.is_file() for p in (processed / "train.jsonl", processed / "val.jsonl", tokenizer_dir / "tokenizer.json"))
+    have = all(
+        p.is_file() for p in (processed / "train.jsonl", processed / "val.jsonl", tokenizer_dir / "tokenizer.json")
+    )
     if have and not fresh:
-        return Data(processed / "train.jsonl", processed / "val.jsonl", tokenizer_dir,
-                    "reused data/processed and models/tokenizer")
+        return Data(
+            processed / "train.jsonl",
+            processed / "val.jsonl",
+            tokenizer_dir,
+            "reused data/processed and models/tokenizer",
+        )
     raw, processed, tokenizer_dir = workdir / "raw", workdir / "processed", workdir / "tokenizer"
+    screen = workdir / "safety"
     commands = [
         ["stages.download", "--output-dir", raw],
-        ["stages.prepare", "--stories", REPO / "data" / "stories", "--books", raw, "--output-dir", processed,
-         "--metrics", workdir / "data.json"],
+        [
+            "stages.safety",
+            "--passages",
+            REPO / "data/safety/passages.jsonl",
+            "--rules",
+            REPO / "data/safety/rules.yaml",
+            "--output-dir",
+            screen,
+            "--metrics",
+            workdir / "safety.json",
+        ],
+        [
+            "stages.prepare",
+            "--stories",
+            REPO / "data" / "stories",
+            "--books",
+            raw,
+            "--screen",
+            screen,
+            "--output-dir",
+            processed,
+            "--metrics",
+            workdir / "data.json",
+        ],
         ["stages.tokenizer", "--train", processed / "train.jsonl", "--output-dir", tokenizer_dir],
     ]
     for module, *args in commands:
         log.info("running %s", module)
-        subprocess.run([sys.executable, "-m", module, *map(str, args), "--config", str(config)],
-                       cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-    return Data(processed / "train.jsonl", processed / "val.jsonl", tokenizer_dir,
-                f"made by stages.download/prepare/tokenizer in a temp dir ({config.name})")
+        subprocess.run(
+            [sys.executable, "-m", module, *map(str, args), "--config", str(config)],
+            cwd=REPO,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return Data(
+        processed / "train.jsonl",
+        processed / "val.jsonl",
+        tokenizer_dir,
+        f"made by stages.download/safety/prepare/tokenizer in a temp dir ({config.name})",
+    )
 
 
 # --- measuring a step on a shared machine ------------------------------------------------
@@ -192,7 +233,29 @@ def baseline_run(model: PreTrainedModel, hp: Hyperparams, steps: int, rng: torch
         optimizer.zero_grad(set_to_none=True)
         return total / len(batch)
 
-    return Run("baseline", "plain PyTorch loop: fp32 eager, AdamW(lr), no schedule/clip", model, step, steps, rng)
+    return Run(
+        "baseline",
+        "plain PyTorch loop: fp32 eager, AdamW(lr), no schedule/clip, on the GPT-2 transformers makes of this "
+        "shape (gelu_new, attention dropout = model.dropout)",
+        model,
+        step,
+        steps,
+        rng,
+    )
+
+
+def plain_gpt2(model: PreTrainedModel, dropout: float, only: str | None = None) -> PreTrainedModel:
+    """A copy of ``model`` as transformers' GPT-2 defaults make it: attention dropout at ``dropout``, gelu_new.
+
+    Same weights and shape: neither setting has parameters. ``only`` undoes just one of the two.
+    """
+    plain = copy.deepcopy(model)
+    for block in plain.transformer.h:
+        if only in (None, "attn_dropout"):
+            block.attn.attn_dropout.p = dropout
+        if only in (None, "gelu_new"):
+            block.mlp.act = NewGELUActivation()
+    return plain
 
 
 def stage_like_run(
@@ -212,10 +275,11 @@ def stage_like_run(
 ) -> Run:
     """``fit``'s step (param groups, betas, warmup/decay, autocast, clipping) with one thing changed."""
     model.train()
-    extra = {"fused": True} if fused else {}
-    optimizer = torch.optim.AdamW(trainer._param_groups(model, hp.weight_decay), lr=hp.learning_rate,
-                                  betas=trainer.BETAS, **extra)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, trainer._linear_warmup_decay(hp.warmup_steps, total))
+    optimizer, scheduler = trainer.make_optimizer(model, hp.learning_rate, hp.weight_decay, hp.warmup_steps, total)
+    if fused:
+        groups = [{"params": g["params"], "weight_decay": g["weight_decay"]} for g in optimizer.param_groups]
+        optimizer = torch.optim.AdamW(groups, lr=hp.learning_rate, betas=trainer.BETAS, fused=True)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, trainer.linear_warmup_decay(hp.warmup_steps, total))
     net = torch.compile(model) if compile_model else model
 
     def step(batch: torch.Tensor) -> float:
@@ -240,8 +304,16 @@ def stage_like_run(
 class LockstepTracker(Tracker):
     """Records fit's own per-step figures; after each fit step, steps every other run once."""
 
-    def __init__(self, runs: list[Run], batches: list[torch.Tensor], check_step: int, check: Callable[[], float],
-                 quiet: float = 1.0, max_wait: float = 0.0, round_wait: float = 0.0):
+    def __init__(
+        self,
+        runs: list[Run],
+        batches: list[torch.Tensor],
+        check_step: int,
+        check: Callable[[], float],
+        quiet: float = 1.0,
+        max_wait: float = 0.0,
+        round_wait: float = 0.0,
+    ):
         unused = Path(tempfile.gettempdir()) / "unused-dvclive"
         super().__init__(unused, unused, enabled=False)
         self.quiet, self.wait_left, self.round_wait = quiet, max_wait, round_wait
@@ -279,14 +351,21 @@ class LockstepTracker(Tracker):
                 self.val_at_check = self.check()
         finally:
             torch.set_rng_state(fit_rng)
-        done = ", ".join(f"{r.name} {r.times[-1]:.2f}s {r.losses[-1]:.3f}" for r in self.runs
-                         if r.losses and len(r.losses) == step)
-        log.info("step %3d  %6.1fs  others %3.0f%%  stage %.2fs %.3f  %s", step, time.perf_counter() - self.started,
-                 100 * self.others[-1], self.times[-1], self.losses[-1], done)
+        done = ", ".join(
+            f"{r.name} {r.times[-1]:.2f}s {r.losses[-1]:.3f}" for r in self.runs if r.losses and len(r.losses) == step
+        )
+        log.info(
+            "step %3d  %6.1fs  others %3.0f%%  stage %.2fs %.3f  %s",
+            step,
+            time.perf_counter() - self.started,
+            100 * self.others[-1],
+            self.times[-1],
+            self.losses[-1],
+            done,
+        )
         if step < len(self.batches):
             self.wait_for_quiet(step)
         self.mark = cpu_snapshot()  # fit's next step starts right after this returns
-
 
     def wait_for_quiet(self, step: int) -> None:
         """After a round in which other processes took the CPUs, pause until they leave (within the budget)."""
@@ -303,8 +382,12 @@ class LockstepTracker(Tracker):
         waited = time.perf_counter() - began
         self.wait_left -= waited
         self.waited.append(round(waited, 1))
-        log.info("waited %.1fs for other processes to leave the CPUs (%.0fs of waiting left)", waited,
-                 max(0.0, self.wait_left))
+        log.info(
+            "waited %.1fs for other processes to leave the CPUs (%.0fs of waiting left)",
+            waited,
+            max(0.0, self.wait_left),
+        )
+
 
 # --- figures -----------------------------------------------------------------------------
 
@@ -331,7 +414,9 @@ def speed(times: list[float], others: list[float], tokens: list[int], warmup: in
     }
     # The headline: quiet steps when there are enough of them, all timed steps otherwise.
     use_quiet = len(quiet_rates) >= MIN_QUIET
-    figures["tokens_per_second"] = figures["tokens_per_second_quiet_median" if use_quiet else "tokens_per_second_median"]
+    figures["tokens_per_second"] = figures[
+        "tokens_per_second_quiet_median" if use_quiet else "tokens_per_second_median"
+    ]
     figures["tokens_per_second_basis"] = "median of quiet steps" if use_quiet else "median of all timed steps"
     return figures
 
@@ -344,7 +429,8 @@ def compare(fast: dict, slow: dict, warmup: int) -> dict:
         "paired_median": round(statistics.median(paired), 3) if paired else None,
         "all_steps_medians": round(fast["tokens_per_second_median"] / slow["tokens_per_second_median"], 3),
         "quiet_medians": round(fast["tokens_per_second_quiet_median"] / slow["tokens_per_second_quiet_median"], 3)
-        if min(fast["quiet_steps"], slow["quiet_steps"]) >= MIN_QUIET else None,
+        if min(fast["quiet_steps"], slow["quiet_steps"]) >= MIN_QUIET
+        else None,
     }
     basis = "quiet_medians" if result["quiet_medians"] is not None else "paired_median"
     result.update(ratio=result[basis], basis=basis)
@@ -382,57 +468,117 @@ def load_average() -> list[float]:
 VARIANTS = {
     # name: (description, extra stage_like_run kwargs, model change, how aitale would adopt it)
     "stage_copy": ("the stage's step outside fit (control: should match fit)", {}, None, ""),
-    "fused_adamw": ("stage + AdamW(fused=True)", {"fused": True}, None,
-                    "aitale/modeling/trainer.py fit(): torch.optim.AdamW(_param_groups(model, hp.weight_decay), "
-                    "lr=hp.learning_rate, betas=BETAS, fused=True)"),
-    "compile": ("stage + torch.compile(model) (inductor)", {"compile_model": True}, None,
-                "aitale/modeling/trainer.py fit(): net = torch.compile(DistributedDataParallel(model) "
-                "if runtime.world > 1 else model) (state_dict/evaluate/generate keep using `model`)"),
-    "eager_attention": ("stage with attn_implementation='eager' instead of the default sdpa", {},
-                        lambda m: m.set_attn_implementation("eager"),
-                        "aitale/modeling/model.py build_model(): GPT2Config(..., attn_implementation='eager')"),
-    "no_attn_dropout": ("stage with attention-probability dropout 0 (resid/embd dropout kept): "
-                        "lets SDPA take its fused CPU kernel", {}, "no_attn_dropout",
-                        "aitale/modeling/model.py build_model(): GPT2Config(..., attn_pdrop=0.0) "
-                        "(a model change: moves the val loss, see the figures)"),
-    "one_thread": ("stage with torch.set_num_threads(1) (default: one thread per core)", {"threads": 1}, None,
-                   "aitale/modeling/runtime.py start(): torch.set_num_threads(1) on CPU"),
-    "fp32": ("the stage's step with precision fp32 (same recipe, no autocast)", {"fp32": True}, None,
-             "train.precision: fp32 in params.yaml"),
+    "fused_adamw": (
+        "stage + AdamW(fused=True)",
+        {"fused": True},
+        None,
+        "aitale/modeling/trainer.py fit(): torch.optim.AdamW(_param_groups(model, hp.weight_decay), "
+        "lr=hp.learning_rate, betas=BETAS, fused=True)",
+    ),
+    "compile": (
+        "stage + torch.compile(model) (inductor)",
+        {"compile_model": True},
+        None,
+        "aitale/modeling/trainer.py fit(): net = torch.compile(DistributedDataParallel(model) "
+        "if runtime.world > 1 else model) (state_dict/evaluate/generate keep using `model`)",
+    ),
+    "eager_attention": (
+        "stage with attn_implementation='eager' instead of the default sdpa",
+        {},
+        lambda m: m.set_attn_implementation("eager"),
+        "aitale/modeling/model.py build_model(): GPT2Config(..., attn_implementation='eager')",
+    ),
+    "attn_dropout": (
+        "stage with attention-probability dropout at model.dropout again (adopted: model.attn_dropout 0, which "
+        "lets SDPA take its fused CPU kernel)",
+        {},
+        "attn_dropout",
+        "",
+    ),
+    "gelu_new": (
+        "stage with GPT-2's gelu_new written as five ops again (adopted: gelu_pytorch_tanh, the same function fused)",
+        {},
+        "gelu_new",
+        "",
+    ),
+    "plain_same_model": (
+        "the plain fp32 loop of the baseline on the stage's own model (attention dropout 0, fused tanh GELU)",
+        {"plain": True},
+        None,
+        "",
+    ),
+    "one_thread": (
+        "stage with torch.set_num_threads(1) (default: one thread per core)",
+        {"threads": 1},
+        None,
+        "aitale/modeling/runtime.py start(): torch.set_num_threads(1) on CPU",
+    ),
+    "fp32": (
+        "the stage's step with precision fp32 (same recipe, no autocast)",
+        {"fp32": True},
+        None,
+        "train.precision: fp32 in params.yaml",
+    ),
 }
-FULL_VARIANTS = ["fused_adamw", "compile", "eager_attention", "no_attn_dropout", "one_thread", "fp32"]
-# Variants that are comparisons, not changes to adopt.
-REFERENCE_ONLY = ("stage_copy", "fp32")
+FULL_VARIANTS = ["fused_adamw", "eager_attention", "attn_dropout", "gelu_new", "fp32", "plain_same_model"]
+# Variants that are comparisons (or an adopted change undone), not changes to adopt.
+REFERENCE_ONLY = ("stage_copy", "fp32", "attn_dropout", "gelu_new", "plain_same_model")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help=f"a short run: {QUICK_STEPS} steps, variants {', '.join(QUICK_VARIANTS)} (~1 min)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="optimizer steps for baseline and stage (default: the stage's own planned total "
-                             "from params.yaml; --quick: %d)" % QUICK_STEPS)
-    parser.add_argument("--variants", default=None,
-                        help="comma-separated variants of the stage step to try, from: "
-                             f"{', '.join(VARIANTS)}; 'none' for none (default: {','.join(FULL_VARIANTS)}; "
-                             f"--quick: {','.join(QUICK_VARIANTS)})")
-    parser.add_argument("--variant-steps", type=int, default=None,
-                        help="steps each variant runs, from the start (default: 12; --quick: all steps)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a short run: {QUICK_STEPS} steps, variants {', '.join(QUICK_VARIANTS)} (~1 min)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="optimizer steps for baseline and stage (default: the stage's own planned total "
+        f"from params.yaml; --quick: {QUICK_STEPS})",
+    )
+    parser.add_argument(
+        "--variants",
+        default=None,
+        help="comma-separated variants of the stage step to try, from: "
+        f"{', '.join(VARIANTS)}; 'none' for none (default: {','.join(FULL_VARIANTS)}; "
+        f"--quick: {','.join(QUICK_VARIANTS)})",
+    )
+    parser.add_argument(
+        "--variant-steps",
+        type=int,
+        default=None,
+        help="steps each variant runs, from the start (default: 12; --quick: all steps)",
+    )
     parser.add_argument("--warmup", type=int, default=3, help="first steps left out of the timing (default: 3)")
     parser.add_argument("--tail", type=int, default=5, help="last steps averaged for the train loss (default: 5)")
     parser.add_argument("--config", type=Path, default=REPO / "params.yaml", help="params file (default: params.yaml)")
-    parser.add_argument("--fresh-data", action="store_true",
-                        help="make the data with stages.download/prepare/tokenizer in a temp dir even when "
-                             "data/processed and models/tokenizer exist")
-    parser.add_argument("--quiet", type=float, default=0.15,
-                        help="a step counts as quiet when other processes used at most this share of the CPUs "
-                             "during it (default: %(default)s)")
-    parser.add_argument("--max-wait", type=float, default=None,
-                        help="seconds in all that the run may pause, between lockstep rounds, for other processes "
-                             "to leave the CPUs (after a step that was not quiet); 0 never waits "
-                             "(default: 600; --quick: 60)")
-    parser.add_argument("--round-wait", type=float, default=30.0,
-                        help="longest pause before one round (default: %(default)s s)")
+    parser.add_argument(
+        "--fresh-data",
+        action="store_true",
+        help="make the data with stages.download/prepare/tokenizer in a temp dir even when "
+        "data/processed and models/tokenizer exist",
+    )
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        default=0.15,
+        help="a step counts as quiet when other processes used at most this share of the CPUs "
+        "during it (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=None,
+        help="seconds in all that the run may pause, between lockstep rounds, for other processes "
+        "to leave the CPUs (after a step that was not quiet); 0 never waits "
+        "(default: 600; --quick: 60)",
+    )
+    parser.add_argument(
+        "--round-wait", type=float, default=30.0, help="longest pause before one round (default: %(default)s s)"
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results JSON (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -453,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
     train_params = load_section(TrainParams, "train", args.config)
     if not model_params.scratch:
         log.warning("model.base is %s, not scratch: the benchmark will fine-tune it (slow on CPU)", model_params.base)
-    hp = train_params.scratch if model_params.scratch else train_params.pretrained
+    hp = train_params.hp
 
     with tempfile.TemporaryDirectory(prefix="train-speed-") as tmp:
         tmp = Path(tmp)
@@ -474,37 +620,63 @@ def main(argv: list[str] | None = None) -> int:
         planned = steps_per_epoch * hp.epochs if hp.max_steps == 0 else min(hp.max_steps, steps_per_epoch * hp.epochs)
         steps = args.steps or (QUICK_STEPS if args.quick else planned)
         hp = hp.model_copy(update={"max_steps": steps})
-        batches = [trainer._step_blocks(train, i, steps_per_epoch, per_step, train_params.seed) for i in range(steps)]
+        batches = [trainer.step_blocks(train, i, steps_per_epoch, per_step, train_params.seed) for i in range(steps)]
         variant_steps = min(steps, args.variant_steps or (steps if args.quick else min(12, steps)))
 
         pad = tokenizer.pad_token_id
         fractions = [float((b != pad).float().mean()) if pad is not None else 1.0 for b in batches]
 
-        baseline = baseline_run(copy.deepcopy(initial), hp, steps, init_rng.clone())
+        baseline = baseline_run(plain_gpt2(initial, model_params.dropout), hp, steps, init_rng.clone())
         runs = [baseline]
         for name in names:
             what, kwargs, change, adopt = VARIANTS[name]
             kwargs = dict(kwargs)
             dtype = None if kwargs.pop("fp32", False) else runtime.dtype
             copy_model = copy.deepcopy(initial)
-            if change == "no_attn_dropout":
-                for block in copy_model.transformer.h:
-                    block.attn.attn_dropout.p = 0.0
+            if kwargs.pop("plain", False):
+                plain = baseline_run(copy_model, hp, variant_steps, init_rng.clone())
+                runs.append(Run(name, what, copy_model, plain.step_fn, variant_steps, plain.rng))
+                continue
+            if change in ("attn_dropout", "gelu_new"):
+                copy_model = plain_gpt2(copy_model, model_params.dropout, only=change)
             elif change is not None:
                 change(copy_model)
-            runs.append(stage_like_run(name, what, copy_model, hp, steps, variant_steps, init_rng.clone(), dtype,
-                                       adopt=adopt, **kwargs))
+            runs.append(
+                stage_like_run(
+                    name, what, copy_model, hp, steps, variant_steps, init_rng.clone(), dtype, adopt=adopt, **kwargs
+                )
+            )
 
         stage_model = model
         max_wait = args.max_wait if args.max_wait is not None else (60.0 if args.quick else 600.0)
-        tracker = LockstepTracker(runs, batches, variant_steps,
-                                  lambda: trainer.evaluate_loss(stage_model, val, hp.batch_size, fp32_runtime),
-                                  quiet=args.quiet, max_wait=max_wait, round_wait=args.round_wait)
-        schedule = trainer.Schedule(eval_every=steps, patience=0, checkpoint_every=steps, sample_every=steps,
-                                    sample_prompts=[], seed=train_params.seed)
+        tracker = LockstepTracker(
+            runs,
+            batches,
+            variant_steps,
+            lambda: trainer.evaluate_loss(stage_model, val, hp.batch_size, fp32_runtime),
+            quiet=args.quiet,
+            max_wait=max_wait,
+            round_wait=args.round_wait,
+        )
+        schedule = trainer.Schedule(
+            eval_every=steps,
+            patience=0,
+            checkpoint_every=steps,
+            sample_every=steps,
+            sample_prompts=[],
+            seed=train_params.seed,
+        )
         checkpoints = Checkpoints(tmp / "checkpoints", "train-speed")
-        log.info("%d steps of %d x %d tokens; stage precision %s; variants %s for %d steps; data: %s",
-                 steps, per_step, block_size, runtime.dtype or "fp32", names or "none", variant_steps, data.source)
+        log.info(
+            "%d steps of %d x %d tokens; stage precision %s; variants %s for %d steps; data: %s",
+            steps,
+            per_step,
+            block_size,
+            runtime.dtype or "fp32",
+            names or "none",
+            variant_steps,
+            data.source,
+        )
         torch.set_rng_state(init_rng)
         fit_started = time.perf_counter()
         metrics = trainer.fit(stage_model, tokenizer, train, val, hp, schedule, runtime, checkpoints, tracker)
@@ -519,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
         results = {
             "stage": {
                 "what": f"aitale.modeling.trainer.fit, precision {train_params.precision} -> "
-                        f"{str(runtime.dtype or 'fp32').removeprefix('torch.')}",
+                f"{str(runtime.dtype or 'fp32').removeprefix('torch.')}",
                 "steps": metrics["steps"],
                 **speed(tracker.times, tracker.others, step_tokens, args.warmup, args.quiet),
                 **loss_figures(tracker.losses, args.tail),
@@ -530,9 +702,13 @@ def main(argv: list[str] | None = None) -> int:
             },
         }
         for run in runs:
-            entry = {"what": run.what, "steps": len(run.times),
-                     **speed(run.times, run.others, step_tokens, args.warmup, args.quiet),
-                     **loss_figures(run.losses, args.tail), "val_loss": val_loss(run.model) if run.times else None}
+            entry = {
+                "what": run.what,
+                "steps": len(run.times),
+                **speed(run.times, run.others, step_tokens, args.warmup, args.quiet),
+                **loss_figures(run.losses, args.tail),
+                "val_loss": val_loss(run.model) if run.times else None,
+            }
             if run.error:
                 entry["error"] = run.error
             if run is not baseline:
@@ -552,10 +728,12 @@ def main(argv: list[str] | None = None) -> int:
         "loss_no_worse": stage["val_loss"] <= base["val_loss"],
     }
     if steps <= hp.warmup_steps:
-        comparison["loss_note"] = (f"{steps} steps is within the stage's {hp.warmup_steps}-step lr warmup (the "
-                                   "baseline runs at full lr from step 1): compare losses on a full run")
+        comparison["loss_note"] = (
+            f"{steps} steps is within the stage's {hp.warmup_steps}-step lr warmup (the "
+            "baseline runs at full lr from step 1): compare losses on a full run"
+        )
     variants = {}
-    stage_tail = statistics.fmean(tracker.losses[max(0, variant_steps - args.tail): variant_steps])
+    stage_tail = statistics.fmean(tracker.losses[max(0, variant_steps - args.tail) : variant_steps])
     for name in names:
         entry = results[name]
         if entry.get("error") or not entry.get("timed_steps"):
@@ -571,18 +749,28 @@ def main(argv: list[str] | None = None) -> int:
             "speedups": ratios,
             "val_loss_minus_stage_at_same_step": round(dval, 4),
             "train_loss_tail_minus_stage": round(entry["train_loss_tail_mean"] - stage_tail, 4),
-            "verdict": "reference only" if name in REFERENCE_ONLY else f"adopt: {entry['adopt_by']}" if adopt
-            else f"no clear gain (< x{CLEAR_SPEEDUP})" if speedup < CLEAR_SPEEDUP
+            "verdict": "reference only"
+            if name in REFERENCE_ONLY
+            else f"adopt: {entry['adopt_by']}"
+            if adopt
+            else f"no clear gain (< x{CLEAR_SPEEDUP})"
+            if speedup < CLEAR_SPEEDUP
             else f"faster but val loss worse by > {LOSS_SLACK}",
         }
     report = {
         "benchmark": "benchmarks.train_speed",
         "quick": args.quick,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {**machine_info(), "load_average_before": load_before,
-                    "load_average_after": load_average(),
-                    "load_1min_during_steps": {"min": min(tracker.loads), "median": statistics.median(tracker.loads),
-                                               "max": max(tracker.loads)}},
+        "machine": {
+            **machine_info(),
+            "load_average_before": load_before,
+            "load_average_after": load_average(),
+            "load_1min_during_steps": {
+                "min": min(tracker.loads),
+                "median": statistics.median(tracker.loads),
+                "max": max(tracker.loads),
+            },
+        },
         "setup": {
             "model": model_params.model_dump(),
             "hyperparams": hp.model_dump(),
@@ -602,11 +790,11 @@ def main(argv: list[str] | None = None) -> int:
             "data": data.source,
             "seed": train_params.seed,
             "timing": "lockstep: fit drives, every other run takes its step after each fit step; step times are "
-                      "fit's own perf/tokens_per_second and the same span for the others (batch to zero_grad)",
+            "fit's own perf/tokens_per_second and the same span for the others (batch to zero_grad)",
             "quiet_step": f"a step during which other processes used at most {args.quiet:.0%} of the machine's "
-                          "CPUs (/proc/stat busy time minus this process's CPU time)",
+            "CPUs (/proc/stat busy time minus this process's CPU time)",
             "ratios": f"quiet medians when both sides have >= {MIN_QUIET} quiet steps, else the median of the "
-                      "per-step ratios of the same lockstep rounds",
+            "per-step ratios of the same lockstep rounds",
             "val_loss_eval": "trainer.evaluate_loss in fp32 on the whole val split, the same for every run",
         },
         "non_padding_fraction": {
@@ -617,7 +805,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "not_measured": {
             "channels_last": "a memory format for 4-D (NCHW) conv activations; GPT-2 has no conv layers, "
-                             "so there is nothing for it to change",
+            "so there is nothing for it to change",
         },
         "comparison": comparison,
         "variants": variants,
@@ -637,15 +825,22 @@ def main(argv: list[str] | None = None) -> int:
 def print_table(report: dict) -> None:
     runs, setup, machine = report["runs"], report["setup"], report["machine"]
     during = machine["load_1min_during_steps"]
-    print(f"\n{machine['cpu_model']} ({', '.join(machine['cpu_flags_of_note'])}), {machine['logical_cpus']} CPUs, "
-          f"torch {machine['torch']}, {machine['torch_threads']} threads; "
-          f"1-min load during the steps {during['median']} (median, {during['min']}-{during['max']})")
+    print(
+        f"\n{machine['cpu_model']} ({', '.join(machine['cpu_flags_of_note'])}), {machine['logical_cpus']} CPUs, "
+        f"torch {machine['torch']}, {machine['torch_threads']} threads; "
+        f"1-min load during the steps {during['median']} (median, {during['min']}-{during['max']})"
+    )
     short = f", {len(setup['short_steps'])} short epoch-end steps" if setup["short_steps"] else ""
-    print(f"{setup['steps']} steps x {setup['tokens_per_step']} tokens{short} (variants: first {setup['variant_steps']}); "
-          f"timing leaves out the first {setup['warmup_steps_excluded']}; non-padding fraction "
-          f"{report['non_padding_fraction']['mean']:.4f} (min {report['non_padding_fraction']['min']:.4f})")
-    header = (f"{'run':<16}{'steps':>6}{'quiet':>6}{'tok/s':>9}{'tok/s all':>10}{'others':>8}"
-              f"{'tail loss':>10}{'val loss':>10}")
+    print(
+        f"{setup['steps']} steps x {setup['tokens_per_step']} tokens{short} "
+        f"(variants: first {setup['variant_steps']}); "
+        f"timing leaves out the first {setup['warmup_steps_excluded']}; non-padding fraction "
+        f"{report['non_padding_fraction']['mean']:.4f} (min {report['non_padding_fraction']['min']:.4f})"
+    )
+    header = (
+        f"{'run':<16}{'steps':>6}{'quiet':>6}{'tok/s':>9}{'tok/s all':>10}{'others':>8}"
+        f"{'tail loss':>10}{'val loss':>10}"
+    )
     print(header)
     print("-" * len(header))
     for name, run in runs.items():
@@ -653,15 +848,21 @@ def print_table(report: dict) -> None:
             print(f"{name:<16}{run.get('steps', 0):>6}  {run.get('error', 'not timed')}")
             continue
         star = "" if run["tokens_per_second_basis"].startswith("median of quiet") else "*"
-        print(f"{name:<16}{run['steps']:>6}{run['quiet_steps']:>6}{run['tokens_per_second']:>8.0f}{star:1}"
-              f"{run['tokens_per_second_median']:>10.0f}{run['other_load_median']:>8.0%}"
-              f"{run['train_loss_tail_mean']:>10.3f}{run['val_loss']:>10.3f}")
-    print("tok/s: median over quiet steps (* too few quiet steps: all timed steps); tok/s all: median over all "
-          "timed steps; others: median CPU share other processes took during its steps")
+        print(
+            f"{name:<16}{run['steps']:>6}{run['quiet_steps']:>6}{run['tokens_per_second']:>8.0f}{star:1}"
+            f"{run['tokens_per_second_median']:>10.0f}{run['other_load_median']:>8.0%}"
+            f"{run['train_loss_tail_mean']:>10.3f}{run['val_loss']:>10.3f}"
+        )
+    print(
+        "tok/s: median over quiet steps (* too few quiet steps: all timed steps); tok/s all: median over all "
+        "timed steps; others: median CPU share other processes took during its steps"
+    )
     c = report["comparison"]
-    print(f"\nstage/baseline tokens/s: {c['stage_over_baseline_tokens_per_second']:.2f} ({c['ratio_basis']}; "
-          f"goal {c['goal']}: {'met' if c['speed_goal_met'] else 'NOT met'}); val loss stage - baseline: "
-          f"{c['val_loss_stage_minus_baseline']:+.3f} ({'no worse' if c['loss_no_worse'] else 'worse'})")
+    print(
+        f"\nstage/baseline tokens/s: {c['stage_over_baseline_tokens_per_second']:.2f} ({c['ratio_basis']}; "
+        f"goal {c['goal']}: {'met' if c['speed_goal_met'] else 'NOT met'}); val loss stage - baseline: "
+        f"{c['val_loss_stage_minus_baseline']:+.3f} ({'no worse' if c['loss_no_worse'] else 'worse'})"
+    )
     if "loss_note" in c:
         print(f"  note: {c['loss_note']}")
     stage_val = runs["stage"].get(f"val_loss_at_step_{setup['variant_steps']}")
@@ -669,8 +870,10 @@ def print_table(report: dict) -> None:
         print(f"variants vs the stage at step {setup['variant_steps']} (stage val loss there: {stage_val}):")
     for name, v in report["variants"].items():
         if "speedup_over_stage" in v:
-            print(f"  {name:<16} x{v['speedup_over_stage']:.2f} ({v['speedup_basis']}), val loss "
-                  f"{v['val_loss_minus_stage_at_same_step']:+.3f}: {v['verdict']}")
+            print(
+                f"  {name:<16} x{v['speedup_over_stage']:.2f} ({v['speedup_basis']}), val loss "
+                f"{v['val_loss_minus_stage_at_same_step']:+.3f}: {v['verdict']}"
+            )
         else:
             print(f"  {name:<16} {v['verdict']}")
 

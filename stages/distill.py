@@ -3,9 +3,10 @@
 The student has the ``distill`` section's n_layer/n_head/n_embd and the teacher's tokenizer,
 vocabulary and context. Its loss is alpha * T^2 * KL(teacher/T || student/T) plus
 (1 - alpha) * cross-entropy on the true next token (see aitale/distill.py). Weight decay and
-warmup come from ``train.scratch``, autocast from ``train.precision``, the bits-per-byte
-stride from ``evaluate.stride``. The student is saved with the teacher's tokenizer and
-generation_config, so ``pipeline("text-generation", model=OUTPUT_DIR)`` loads it.
+warmup come from the train hyperparams in effect (``train.hyperparams``), autocast from
+``train.precision``, the bits-per-byte stride from ``evaluate.stride``. The student is saved with
+the teacher's tokenizer and generation_config, so ``pipeline("text-generation", model=OUTPUT_DIR)``
+loads it.
 
 The metrics (sizes, test bits per byte, val loss, student/teacher ratios) are deterministic:
 the same params and data give the same file. Greedy generation speed, teacher against
@@ -26,7 +27,6 @@ from pathlib import Path
 
 from aitale import cli
 from aitale.errors import ParamsError
-from aitale.packaging.model_card import metrics_and_use
 from aitale.params import DistillParams, EvaluateParams, TrainParams, load_section
 
 # torch, transformers and the training code are imported in run(), once the params are
@@ -47,12 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", required=True, help="test split (jsonl): bits per byte of teacher and student")
     parser.add_argument("--output-dir", required=True, help="where the student is saved (save_pretrained)")
     parser.add_argument("--metrics", required=True, help="JSON file for the (deterministic) distillation metrics")
-    parser.add_argument("--bench", action="store_true",
-                        help="also write the generation-speed figures to --bench-output")
+    parser.add_argument(
+        "--bench", action="store_true", help="also write the generation-speed figures to --bench-output"
+    )
     parser.add_argument("--bench-output", default=DEFAULT_BENCH, help="(with --bench) default: %(default)s")
-    parser.add_argument("--speed-tokens", type=int, default=SPEED_TOKENS,
-                        help="greedy tokens per speed timing, at most the context allows; 0 skips the timing "
-                             "(default: %(default)s)")
+    parser.add_argument(
+        "--speed-tokens",
+        type=int,
+        default=SPEED_TOKENS,
+        help="greedy tokens per speed timing, at most the context allows; 0 skips the timing (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     cli.setup_logging()
     began = time.perf_counter()
@@ -60,15 +64,19 @@ def main(argv: list[str] | None = None) -> int:
         params = load_section(DistillParams, "distill", args.config, cli.overrides(args))
         train_params = load_section(TrainParams, "train", args.config)
         evaluate = load_section(EvaluateParams, "evaluate", args.config)
-        if params.n_embd % params.n_head:
-            raise ParamsError(f"{args.config}: invalid params\n  distill.n_embd: {params.n_embd} must be a "
-                              f"multiple of distill.n_head ({params.n_head})")
     except ParamsError as err:
         log.error("%s", err)
         return 2
-    missing = [f"--{name.replace('_', '-')} {path}" for name, path in
-               (("teacher", Path(args.teacher) / "config.json"), ("train", args.train), ("val", args.val),
-                ("test", args.test)) if not Path(path).is_file()]
+    missing = [
+        f"--{name.replace('_', '-')} {path}"
+        for name, path in (
+            ("teacher", Path(args.teacher) / "config.json"),
+            ("train", args.train),
+            ("val", args.val),
+            ("test", args.test),
+        )
+        if not Path(path).is_file()
+    ]
     if missing:
         log.error("not found: %s (run the train and package stages first)", ", ".join(missing))
         return 2
@@ -84,7 +92,7 @@ def run(args, params: DistillParams, train_params: TrainParams, evaluate: Evalua
 
     from aitale.distill import Recipe, build_student, distill, parameter_count, weights_bytes
     from aitale.io import atomic_dir, read_jsonl, write_json
-    from aitale.modeling import runtime as rt
+    from aitale.modeling import device as rt
     from aitale.modeling.blocks import load_blocks
     from aitale.modeling.model import model_context
 
@@ -95,22 +103,35 @@ def run(args, params: DistillParams, train_params: TrainParams, evaluate: Evalua
     student = build_student(teacher, params).to(runtime.device)
     sizes = {"teacher": parameter_count(teacher), "student": parameter_count(student)}
     if sizes["student"] >= sizes["teacher"]:
-        log.error("%s: invalid params\n  distill: a student of n_layer %d, n_head %d, n_embd %d has %d parameters, "
-                  "not fewer than the teacher's %d; make it smaller", args.config, params.n_layer, params.n_head,
-                  params.n_embd, sizes["student"], sizes["teacher"])
+        log.error(
+            "%s: invalid params\n  distill: a student of n_layer %d, n_head %d, n_embd %d has %d parameters, "
+            "not fewer than the teacher's %d; make it smaller",
+            args.config,
+            params.n_layer,
+            params.n_head,
+            params.n_embd,
+            sizes["student"],
+            sizes["teacher"],
+        )
         return 2
 
     context = model_context(teacher)
-    block_size = min(train_params.scratch.block_size, context)
+    block_size = min(train_params.hp.block_size, context)
     train = load_blocks(args.train, tokenizer, block_size)
     val = load_blocks(args.val, tokenizer, block_size)
     texts = [record["structured"] for record in read_jsonl(args.test)]
-    scores = {"teacher": _scores(teacher, tokenizer, val, texts, params, evaluate, runtime),
-              "untrained_student": _scores(student, tokenizer, val, texts, params, evaluate, runtime)}
-    log.info("teacher: %d parameters, val loss %.4f, test %.4f bits/byte", sizes["teacher"],
-             scores["teacher"]["val_loss"], scores["teacher"]["test_bits_per_byte"])
+    scores = {
+        "teacher": _scores(teacher, tokenizer, val, texts, params, evaluate, runtime),
+        "untrained_student": _scores(student, tokenizer, val, texts, params, evaluate, runtime),
+    }
+    log.info(
+        "teacher: %d parameters, val loss %.4f, test %.4f bits/byte",
+        sizes["teacher"],
+        scores["teacher"]["val_loss"],
+        scores["teacher"]["test_bits_per_byte"],
+    )
 
-    recipe = Recipe(weight_decay=train_params.scratch.weight_decay, warmup_steps=train_params.scratch.warmup_steps)
+    recipe = Recipe(weight_decay=train_params.hp.weight_decay, warmup_steps=train_params.hp.warmup_steps)
     training = distill(student, teacher, train, params, recipe, runtime)
     scores["student"] = _scores(student, tokenizer, val, texts, params, evaluate, runtime)
     teacher_config = Path(args.teacher) / "generation_config.json"
@@ -118,19 +139,35 @@ def run(args, params: DistillParams, train_params: TrainParams, evaluate: Evalua
         student.generation_config = GenerationConfig.from_pretrained(args.teacher)
 
     metrics = {
-        "teacher": {**_shape(teacher), "parameters": sizes["teacher"], "weights_bytes": weights_bytes(args.teacher),
-                    **scores["teacher"]},
+        "teacher": {
+            **_shape(teacher),
+            "parameters": sizes["teacher"],
+            "weights_bytes": weights_bytes(args.teacher),
+            **scores["teacher"],
+        },
         "untrained_student": scores["untrained_student"],
-        "distill": {**params.model_dump(), **training, "block_size": block_size, "train_blocks": len(train),
-                    "train_tokens": train.tokens, "val_blocks": len(val), "test_stories": len(texts),
-                    "precision": str(runtime.dtype or "fp32").removeprefix("torch."),
-                    "weight_decay": recipe.weight_decay, "warmup_steps": recipe.warmup_steps},
+        "distill": {
+            **params.model_dump(),
+            **training,
+            "block_size": block_size,
+            "train_blocks": len(train),
+            "train_tokens": train.tokens,
+            "val_blocks": len(val),
+            "test_stories": len(texts),
+            "precision": str(runtime.dtype or "fp32").removeprefix("torch."),
+            "weight_decay": recipe.weight_decay,
+            "warmup_steps": recipe.warmup_steps,
+        },
     }
     with atomic_dir(args.output_dir) as staging:
         student.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        metrics["student"] = {**_shape(student), "parameters": sizes["student"], "weights_bytes": weights_bytes(staging),
-                              **scores["student"]}
+        metrics["student"] = {
+            **_shape(student),
+            "parameters": sizes["student"],
+            "weights_bytes": weights_bytes(staging),
+            **scores["student"],
+        }
         metrics["student_over_teacher"] = {
             key: round(metrics["student"][key] / metrics["teacher"][key], 4)
             for key in ("parameters", "weights_bytes", "test_bits_per_byte", "val_loss")
@@ -138,10 +175,15 @@ def run(args, params: DistillParams, train_params: TrainParams, evaluate: Evalua
         (staging / "README.md").write_text(_model_card(args.output_dir, args.teacher, metrics), encoding="utf-8")
     write_json(args.metrics, metrics)
     ratio = metrics["student_over_teacher"]
-    log.info("student: %d parameters (x%.3f), val loss %.4f, test %.4f bits/byte (x%.3f; untrained %.4f)",
-             sizes["student"], ratio["parameters"], scores["student"]["val_loss"],
-             scores["student"]["test_bits_per_byte"], ratio["test_bits_per_byte"],
-             scores["untrained_student"]["test_bits_per_byte"])
+    log.info(
+        "student: %d parameters (x%.3f), val loss %.4f, test %.4f bits/byte (x%.3f; untrained %.4f)",
+        sizes["student"],
+        ratio["parameters"],
+        scores["student"]["val_loss"],
+        scores["student"]["test_bits_per_byte"],
+        ratio["test_bits_per_byte"],
+        scores["untrained_student"]["test_bits_per_byte"],
+    )
 
     if args.speed_tokens > 0:
         _speed(args, teacher, student, tokenizer, evaluate.sample_prompts[0])
@@ -168,23 +210,38 @@ def _speed(args, teacher, student, tokenizer, title: str) -> None:
     for threads in sorted({1, torch.get_num_threads()}):
         figures = generation_speed(models, tokenizer, text, args.speed_tokens, SPEED_REPEATS, threads=threads)
         speedup = figures["student"]["tokens_per_second"] / figures["teacher"]["tokens_per_second"]
-        log.info("greedy generation, %d new tokens after %r, %d thread(s), best of %d: teacher %.1f tokens/s, "
-                 "student %.1f tokens/s (x%.2f; medians %.1f and %.1f)", figures["student"]["new_tokens"], text,
-                 threads, SPEED_REPEATS, figures["teacher"]["tokens_per_second"],
-                 figures["student"]["tokens_per_second"], speedup, figures["teacher"]["tokens_per_second_median"],
-                 figures["student"]["tokens_per_second_median"])
+        log.info(
+            "greedy generation, %d new tokens after %r, %d thread(s), best of %d: teacher %.1f tokens/s, "
+            "student %.1f tokens/s (x%.2f; medians %.1f and %.1f)",
+            figures["student"]["new_tokens"],
+            text,
+            threads,
+            SPEED_REPEATS,
+            figures["teacher"]["tokens_per_second"],
+            figures["student"]["tokens_per_second"],
+            speedup,
+            figures["teacher"]["tokens_per_second_median"],
+            figures["student"]["tokens_per_second_median"],
+        )
         speed[f"threads_{threads}"] = {"speedup_student_over_teacher": round(speedup, 3), **figures}
     log.info("student's greedy continuation: %r", figures["student"]["text"][:200])
     speed = {"prompt": text, "decoding": "greedy, fp32, KV cache", "speed": speed}
     if args.bench:
-        write_text(args.bench_output, json.dumps({
-            "benchmark": "stages.distill --bench",
-            "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "machine": describe(),
-            "teacher": args.teacher,
-            "student": args.output_dir,
-            **speed,
-        }, indent=2) + "\n")
+        write_text(
+            args.bench_output,
+            json.dumps(
+                {
+                    "benchmark": "stages.distill --bench",
+                    "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "machine": describe(),
+                    "teacher": args.teacher,
+                    "student": args.output_dir,
+                    **speed,
+                },
+                indent=2,
+            )
+            + "\n",
+        )
         log.info("speed written to %s", args.bench_output)
 
 
@@ -194,8 +251,10 @@ def _scores(model, tokenizer, val, texts, params: DistillParams, evaluate: Evalu
 
     val_loss = evaluate_loss(model, val, params.batch_size, runtime)
     model.eval()  # evaluate_loss leaves the model in train mode
-    return {"val_loss": round(val_loss, 4),
-            "test_bits_per_byte": round(bits_per_byte(model, tokenizer, texts, evaluate.stride), 4)}
+    return {
+        "val_loss": round(val_loss, 4),
+        "test_bits_per_byte": round(bits_per_byte(model, tokenizer, texts, evaluate.stride), 4),
+    }
 
 
 def _shape(model) -> dict:
@@ -204,22 +263,15 @@ def _shape(model) -> dict:
 
 
 def _model_card(path: str, teacher: str, metrics: dict) -> str:
+    from aitale.packaging.model_card import model_card
+
     shape = metrics["student"]
-    return "\n".join([
-        "---",
-        "library_name: transformers",
-        "pipeline_tag: text-generation",
-        "language:\n- en",
-        "tags:\n- ai-tale\n- children-stories\n- distillation",
-        "---",
-        f"# AI Tale `{Path(path).name}` (distilled)",
-        "",
-        f"A {shape.get('n_layer')}-layer, {shape.get('n_embd')}-wide GPT-2 trained on the logits of the teacher "
-        f"`{teacher}` (knowledge distillation, `python -m stages.distill`), with the teacher's tokenizer and "
-        "generation settings. Prompt it with `<|title|>A Title\\n<|beginning|>`.",
-        "",
-        *metrics_and_use(metrics, path),
-    ])
+    summary = (
+        f"A {shape.get('n_layer')}-layer, {shape.get('n_embd')}-wide GPT-2 trained on the logits of the "
+        f"teacher `{teacher}` (knowledge distillation, `python -m stages.distill`), with the teacher's "
+        "tokenizer and generation settings."
+    )
+    return model_card(f"{Path(path).name} (distilled)", path, summary, metrics, tags=["distillation"])
 
 
 if __name__ == "__main__":

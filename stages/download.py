@@ -42,8 +42,15 @@ def main(argv: list[str] | None = None) -> int:
                 strip_boilerplate(text, book)  # raises on a truncated or non-Gutenberg file
                 (staging / f"pg{book}.txt").write_bytes(raw)
                 title = header_field(text, "Title") or f"Gutenberg book {book}"
-                manifest.append({"id": book, "title": title, "author": header_field(text, "Author"),
-                                 "bytes": len(raw), "sha256": digest})
+                manifest.append(
+                    {
+                        "id": book,
+                        "title": title,
+                        "author": header_field(text, "Author"),
+                        "bytes": len(raw),
+                        "sha256": digest,
+                    }
+                )
                 log.info("book %d: %s (%d bytes)", book, title, len(raw))
             write_json(staging / "manifest.json", {"books": manifest})
     except (ParamsError, SourceError) as err:

@@ -3,7 +3,11 @@
 Writes to ``--output-dir``: ``model.onnx`` (fp32, one decoder graph with past/present
 key/value per layer, fused by onnxruntime's GPT-2 optimizer), ``model_int8.onnx`` (dynamic
 INT8), ``model.pt`` (TorchScript), the tokenizer and generation config, and
-``manifest.json`` (size and sha256 of each file, checked on load).
+``manifest.json`` (size and sha256 of each file, checked on load). GPT-2 and GPT-Neo export
+alike; a graph over 2 GB keeps its weights in ``<graph>.data`` beside it. A T5 gets
+``encoder.onnx`` and ``model.onnx`` (its decoder with the cache), their INT8 copies
+``encoder_int8.onnx`` and ``model_int8.onnx``, and no TorchScript; its metrics hold parity,
+greedy agreement and sizes (speed is timed for the decoder-only models).
 
 Fails, writing nothing, if the fp32 ONNX logits differ from PyTorch's by more than
 ``export.parity_tolerance``. ``--metrics`` gets per variant (PyTorch eager, ONNX fp32, ONNX
@@ -11,7 +15,7 @@ INT8, TorchScript): size on disk, bits per byte on the test split, logit parity 
 greedy-token agreement with transformers. ``--speed`` gets what differs from run to run:
 ms per token at batch 1 with the cache after each of ``export.latency_contexts`` tokens and
 tokens/s at batch ``export.throughput_batch``, each the variant's faster of one thread and one
-per core, timed interleaved with the other variants (``aitale/export/report.py``).
+per core, timed interleaved with the other variants (``aitale/export/build.py``).
 Exit 2: bad params or inputs; 1: parity.
 
     python -m stages.export --model models/storyteller --test data/processed/test.jsonl \\
@@ -26,13 +30,14 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoTokenizer
 
 from aitale import cli
 from aitale.errors import ParamsError
-from aitale.export.decoder import UnsupportedModel
-from aitale.export.report import ParityError, export_all, measure_all
+from aitale.export.build import ParityError, export_all, measure_all
+from aitale.generation.graph import UnsupportedModel
 from aitale.io import atomic_dir, read_jsonl, write_json
+from aitale.modeling.model import load_trained
 from aitale.params import EvaluateParams, ExportParams, GenerateParams, load_section
 
 log = logging.getLogger("export")
@@ -69,13 +74,14 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    model = load_trained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     try:
         with atomic_dir(args.output_dir) as staging:
             export_all(model, model_dir, staging, params.opset)
-            metrics, speed = measure_all(model, tokenizer, staging, params, generate, evaluate.sample_prompts,
-                                         evaluate.stride, texts)
+            metrics, speed = measure_all(
+                model, tokenizer, staging, params, generate, evaluate.sample_prompts, evaluate.stride, texts
+            )
     except UnsupportedModel as err:
         log.error("%s: %s", model_dir, err)
         return 2
@@ -86,9 +92,16 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.metrics, {"model": str(model_dir), **metrics})
     write_json(args.speed, speed)
     ratios = metrics["ratios"] | speed["ratios"]
-    log.info("INT8: %.0f%% of the fp32 size, %s x PyTorch's ms/token, %+.2f%% bits per byte (%.0f s)",
-             100 * ratios["int8_size_vs_onnx_fp32"], ratios["int8_latency_vs_pytorch"],
-             100 * ratios["int8_bpb_increase_vs_onnx_fp32"], speed["seconds"])
+    if model.config.is_encoder_decoder:
+        log.info("INT8: %.0f%% of the fp32 size (%.0f s)", 100 * ratios["int8_size_vs_onnx_fp32"], speed["seconds"])
+    else:
+        log.info(
+            "INT8: %.0f%% of the fp32 size, %s x PyTorch's ms/token, %+.2f%% bits per byte (%.0f s)",
+            100 * ratios["int8_size_vs_onnx_fp32"],
+            ratios["int8_latency_vs_pytorch"],
+            100 * ratios["int8_bpb_increase_vs_onnx_fp32"],
+            speed["seconds"],
+        )
     for name, goal in (metrics["goals"] | speed["goals"]).items():
         if not goal["met"]:
             log.warning("goal not met: %s <= %s (got %s)", name, goal["goal"], ratios[name])

@@ -45,17 +45,31 @@ def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = main_parser.add_subparsers(dest="command", required=True, metavar="{sheet,score}")
     # parents= gives each command --config, --help and the overrides (--baseline, --seed, ...)
-    sheet_parser = commands.add_parser("sheet", parents=[common], add_help=False,
-                                       help="generate the stories and write the blind rating sheet",
-                                       description="Generate the stories and write the blind rating sheet.")
+    sheet_parser = commands.add_parser(
+        "sheet",
+        parents=[common],
+        add_help=False,
+        help="generate the stories and write the blind rating sheet",
+        description="Generate the stories and write the blind rating sheet.",
+    )
     sheet_parser.add_argument("--model", required=True, help="the model under evaluation (save_pretrained folder)")
-    sheet_parser.add_argument("--output-dir", required=True,
-                              help=f"folder for {', '.join(human.SHEET_FILES)} (replaced as a whole)")
-    score_parser = commands.add_parser("score", parents=[common], add_help=False,
-                                       help="validate completed ratings and write the per-model scores",
-                                       description="Validate completed ratings and write the per-model scores.")
-    score_parser.add_argument("--ratings", required=True, nargs="+", metavar="FILE",
-                              help="completed rating CSVs (sheet.csv's columns), one or many raters each")
+    sheet_parser.add_argument(
+        "--output-dir", required=True, help=f"folder for {', '.join(human.SHEET_FILES)} (replaced as a whole)"
+    )
+    score_parser = commands.add_parser(
+        "score",
+        parents=[common],
+        add_help=False,
+        help="validate completed ratings and write the per-model scores",
+        description="Validate completed ratings and write the per-model scores.",
+    )
+    score_parser.add_argument(
+        "--ratings",
+        required=True,
+        nargs="+",
+        metavar="FILE",
+        help="completed rating CSVs (sheet.csv's columns), one or many raters each",
+    )
     score_parser.add_argument("--key", required=True, help="the key.json written with the sheet")
     score_parser.add_argument("--output", required=True, help="JSON file for the scores")
     return main_parser
@@ -72,8 +86,12 @@ def sheet(args: argparse.Namespace, params: HumanEvalParams, generate: GenerateP
     output = Path(args.output_dir)
     others = sorted(p.name for p in output.iterdir() if p.name not in human.SHEET_FILES) if output.is_dir() else []
     if others:
-        log.error("%s holds files the sheet did not write (%s): completed ratings? Move them away or pick "
-                  "another --output-dir; the folder is replaced as a whole", output, ", ".join(others))
+        log.error(
+            "%s holds files the sheet did not write (%s): completed ratings? Move them away or pick "
+            "another --output-dir; the folder is replaced as a whole",
+            output,
+            ", ".join(others),
+        )
         return 2
 
     stories = {}
@@ -103,8 +121,12 @@ def score(args: argparse.Namespace, params: HumanEvalParams) -> int:
         return 2
     summary = human.summarise(ratings, key, params.scale_min, params.scale_max)
     write_json(args.output, summary)
-    log.info("%d ratings from %d raters: overall %s", summary["ratings"], summary["raters"],
-             json.dumps({name: m["overall"]["mean"] for name, m in summary["models"].items()}, sort_keys=True))
+    log.info(
+        "%d ratings from %d raters: overall %s",
+        summary["ratings"],
+        summary["raters"],
+        json.dumps({name: m["overall"]["mean"] for name, m in summary["models"].items()}, sort_keys=True),
+    )
     return 0
 
 

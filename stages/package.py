@@ -21,14 +21,12 @@ from transformers import AutoTokenizer
 
 from aitale import cli
 from aitale.errors import ParamsError
-from aitale.generation import generation_config
+from aitale.generation.config import generation_config
 from aitale.io import atomic_dir
-from aitale.packaging.model_card import model_card
-from aitale.params import GenerateParams, ModelParams, SpecialiseParams, TrainParams, load_section
+from aitale.packaging.model_card import data_summary, model_card
+from aitale.params import BROAD, GenerateParams, ModelParams, SpecialiseParams, TrainParams, load_section
 
 log = logging.getLogger("package")
-
-BROAD = "storyteller"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,37 +47,89 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     weights, metrics = Path(args.weights), Path(args.metrics)
-    slices = {**specialise.groups, **specialise.styles}
+    slices = specialise.chain
     # The whole folders are this stage's DVC dependencies: what a removed group left in them would
     # count as an input, and every clone (which lacks it) would see the stage as changed.
-    stale = sorted([str(p) for p in weights.iterdir() if p.is_dir() and p.name not in {BROAD, *slices}]
-                   + [str(p) for p in (metrics / "specialise").glob("*.json") if p.stem not in slices])
+    stale = sorted(
+        [str(p) for p in weights.iterdir() if p.is_dir() and p.name not in {BROAD, *slices}]
+        + [str(p) for p in (metrics / "specialise").glob("*.json") if p.stem not in slices]
+    )
     if stale:
-        log.error("%s: left by specialised models that params.yaml no longer names (specialise.groups, "
-                  "specialise.styles); delete them", ", ".join(stale))
+        log.error(
+            "%s: left by specialised models that params.yaml no longer names (specialise.chain); delete them",
+            ", ".join(stale),
+        )
         return 2
     data_metrics = json.loads((metrics / "data.json").read_text())
-    hp = train.scratch if model.scratch else train.pretrained
+    hp = train.hp
     base_params = {"model": model.model_dump(), "train": hp.model_dump(), "generate": generate.model_dump()}
-    publish(weights / BROAD, Path(args.output_dir), args.output_dir, generate, base_params,
-            json.loads((metrics / "train.json").read_text()), data_metrics, None)
+    publish(
+        weights / BROAD,
+        Path(args.output_dir),
+        args.output_dir,
+        generate,
+        base_params,
+        json.loads((metrics / "train.json").read_text()),
+        data_metrics,
+        None,
+    )
     with atomic_dir(args.specialised_dir) as staging:
-        for name, selector in sorted(slices.items()):
-            slice_ = selector.model_dump(exclude_none=True)
-            params = {**base_params, "specialise": {"learning_rate": specialise.learning_rate,
-                                                    "epochs": specialise.epochs, "slice": slice_}}
-            publish(weights / name, staging / name, f"{args.specialised_dir}/{name}", generate, params,
-                    json.loads((metrics / "specialise" / f"{name}.json").read_text()), data_metrics, slice_)
+        for name, stage in sorted(slices.items()):
+            slice_ = stage.slice
+            params = {
+                **base_params,
+                "specialise": {
+                    "learning_rate": specialise.learning_rate,
+                    "epochs": specialise.epochs,
+                    "parent": stage.parent,
+                    "slice": slice_,
+                },
+            }
+            publish(
+                weights / name,
+                staging / name,
+                f"{args.specialised_dir}/{name}",
+                generate,
+                params,
+                json.loads((metrics / "specialise" / f"{name}.json").read_text()),
+                data_metrics,
+                slice_,
+            )
     log.info("published %s and %d specialised models", args.output_dir, len(slices))
     return 0
 
 
-def publish(source: Path, target: Path, published_as: str, generate: GenerateParams, params: dict,
-            train_metrics: dict, data_metrics: dict, slice_: dict | None) -> None:
+def publish(
+    source: Path,
+    target: Path,
+    published_as: str,
+    generate: GenerateParams,
+    params: dict,
+    train_metrics: dict,
+    data_metrics: dict,
+    slice_: dict | None,
+) -> None:
     with atomic_dir(target) as staging:
         shutil.copytree(source, staging, dirs_exist_ok=True)
-        generation_config(generate, AutoTokenizer.from_pretrained(source)).save_pretrained(staging)
-        card = model_card(Path(published_as).name, published_as, params, train_metrics, data_metrics, slice_)
+        config = json.loads((source / "config.json").read_text(encoding="utf-8"))
+        start = config.get("decoder_start_token_id") if config.get("is_encoder_decoder") else None
+        generation_config(generate, AutoTokenizer.from_pretrained(source), start).save_pretrained(staging)
+        base = params["model"]["base"]
+        parent = f", fine-tuned from `{params['specialise']['parent']}`" if slice_ else ""
+        summary = (
+            "A story-generation model for children's fairy tales, fables and bedtime stories, produced by "
+            f"the AI Tale DVC pipeline (`dvc repro`){parent}."
+        )
+        card = model_card(
+            Path(published_as).name,
+            published_as,
+            summary,
+            train_metrics,
+            tags=[f"{k}:{v}" for k, v in (slice_ or {}).items()],
+            base_model=None if base == "scratch" else base,
+            data=data_summary(data_metrics, slice_),
+            params=params,
+        )
         (staging / "README.md").write_text(card, encoding="utf-8")
 
 

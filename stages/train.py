@@ -1,13 +1,19 @@
 """Train stage (the spec's finetune.py): broad fine-tuning on the whole train split.
 
 With ``model.base: scratch`` it trains a small GPT-2 from nothing; with a hub name or a
-local folder it fine-tunes that model. Resumes from the last checkpoint after a kill.
-Runs the same under ``torchrun --nproc-per-node N -m stages.train ...`` (DDP).
+local folder it fine-tunes that model (GPT-2, GPT-Neo, or T5 as sequence-to-sequence:
+the request in, the story out). Resumes from the last checkpoint after a kill. Runs the
+same under ``torchrun --nproc-per-node N -m stages.train ...`` (DDP, or FSDP with
+``memory.fsdp``). The ``memory`` section of params (gradient checkpointing, LoRA, bf16 frozen
+weights, FSDP) makes the larger bases fit; see the README's base-model table.
 
-    python -m stages.train --tokenizer models/tokenizer --train data/processed/train.jsonl \\
-        --val data/processed/val.jsonl --output-dir models/weights/storyteller \\
-        --checkpoints models/checkpoints/storyteller --live dvclive/train --speed metrics/speed/train \\
-        --metrics metrics/train.json
+Every path defaults to the one dvc.yaml gives, so the spec's command works as it is:
+
+    python -m stages.train --config params.yaml --model gpt2-medium
+
+``--model`` replaces ``model.base`` for this run only, and the tokenizer is then built from
+that base here (``--tokenizer`` is ignored). Under DVC (``dvc repro``) the base comes from
+``model.base`` in params.yaml: change it there, and the tokenizer stage reruns before train.
 """
 
 from __future__ import annotations
@@ -20,47 +26,94 @@ from transformers import AutoTokenizer
 
 from aitale import cli
 from aitale.errors import ParamsError
-from aitale.modeling import runtime as rt
+from aitale.io import read_jsonl
+from aitale.modeling import device as rt
+from aitale.modeling.checkpoint import CheckpointError
+from aitale.modeling.memory import check_runtime
 from aitale.modeling.model import build_model
 from aitale.modeling.session import save_metrics, train_and_save
-from aitale.params import ModelParams, TrainParams, load_section
+from aitale.modeling.tokenizer import build_tokenizer
+from aitale.params import MemoryParams, ModelParams, TrainParams, hyperparams_mismatch, load_section
 
 log = logging.getLogger("train")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = cli.stage_parser(__doc__, TrainParams, "train")
-    parser.add_argument("--tokenizer", required=True, help="the tokenizer stage's folder")
-    parser.add_argument("--train", required=True, help="train split (jsonl)")
-    parser.add_argument("--val", required=True, help="validation split (jsonl), for early stopping")
-    parser.add_argument("--output-dir", required=True, help="where the trained model is saved (save_pretrained)")
-    parser.add_argument("--checkpoints", required=True,
-                        help="checkpoints of the finished run (an unfinished one resumes from CHECKPOINTS.partial)")
-    parser.add_argument("--live", required=True, help="DVCLive folder for curves and samples")
-    parser.add_argument("--speed", required=True, help="DVCLive folder for this run's tokens/s and memory")
-    parser.add_argument("--metrics", required=True, help="JSON file for the final training metrics")
+    parser.add_argument(
+        "--model",
+        metavar="BASE",
+        help="this run's base instead of model.base (a hub name such as gpt2-medium, or a local folder); "
+        "builds its tokenizer here. Under DVC the base comes from params.yaml, and changing model.base there "
+        "reruns the tokenizer stage first",
+    )
+    parser.add_argument("--tokenizer", default="models/tokenizer", help="the tokenizer stage's folder (%(default)s)")
+    parser.add_argument("--train", default="data/processed/train.jsonl", help="train split (%(default)s)")
+    parser.add_argument(
+        "--val", default="data/processed/val.jsonl", help="validation split, for early stopping (%(default)s)"
+    )
+    parser.add_argument(
+        "--output-dir", default="models/weights/storyteller", help="where the trained model is saved (%(default)s)"
+    )
+    parser.add_argument(
+        "--checkpoints",
+        default="models/checkpoints/storyteller",
+        help="checkpoints of the finished run (an unfinished one resumes from CHECKPOINTS.partial) (%(default)s)",
+    )
+    parser.add_argument("--live", default="dvclive/train", help="DVCLive folder for curves and samples (%(default)s)")
+    parser.add_argument(
+        "--speed", default="metrics/speed/train", help="DVCLive folder for tokens/s and memory (%(default)s)"
+    )
+    parser.add_argument("--metrics", default="metrics/train.json", help="JSON file for the metrics (%(default)s)")
     args = parser.parse_args(argv)
     cli.setup_logging()
     try:
-        model_params = load_section(ModelParams, "model", args.config)
+        base = {"base": args.model} if args.model else None
+        model_params = load_section(ModelParams, "model", args.config, base)
         params = load_section(TrainParams, "train", args.config, cli.overrides(args))
-    except ParamsError as err:
+        memory = load_section(MemoryParams, "memory", args.config)
+        if problem := hyperparams_mismatch(model_params, params):
+            raise ParamsError(f"{args.config}: invalid params\n  {problem}")
+        runtime = rt.start(params.precision, params.device)
+        check_runtime(memory, runtime)
+    except (ParamsError, rt.DeviceError) as err:
         log.error("%s", err)
         return 2
 
-    runtime = rt.start(params.precision)
     torch.manual_seed(params.seed)
-    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    if args.model:
+        log.info("base %s from --model: building its tokenizer (not reading %s)", args.model, args.tokenizer)
+        tokenizer = build_tokenizer(model_params, (r["structured"] for r in read_jsonl(args.train)))
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     model = build_model(model_params, tokenizer)
-    hp = params.scratch if model_params.scratch else params.pretrained
-    metrics = train_and_save(
-        model, tokenizer, runtime, hp=hp, train_params=params, train_path=args.train, val_path=args.val,
-        output_dir=args.output_dir, checkpoint_dir=args.checkpoints, live_dir=args.live, speed_dir=args.speed,
-        fingerprint=model_params.model_dump(),
-    )
+    hp = params.hp
+    try:
+        metrics = train_and_save(
+            model,
+            tokenizer,
+            runtime,
+            hp=hp,
+            train_params=params,
+            train_path=args.train,
+            val_path=args.val,
+            output_dir=args.output_dir,
+            checkpoint_dir=args.checkpoints,
+            live_dir=args.live,
+            speed_dir=args.speed,
+            fingerprint=model_params.model_dump(),
+            memory=memory,
+        )
+    except CheckpointError as err:
+        log.error("%s", err)
+        return 2
     save_metrics(args.metrics, {"base": model_params.base, **metrics}, runtime)
-    log.info("val loss %.4f (perplexity %.2f) after %d steps", metrics["val_loss"], metrics["val_perplexity"],
-             metrics["steps"])
+    log.info(
+        "val loss %.4f (perplexity %.2f) after %d steps",
+        metrics["val_loss"],
+        metrics["val_perplexity"],
+        metrics["steps"],
+    )
     rt.stop(runtime)
     return 0
 

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 from transformers import (
-    AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig, GPT2Config, GPT2LMHeadModel, pipeline,
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    GPT2Config,
+    GPT2LMHeadModel,
+    pipeline,
 )
 
 from aitale.data.structure import prompt
@@ -17,7 +23,7 @@ from aitale.distill import bits_per_byte, distill_loss
 from aitale.io import read_jsonl, write_jsonl
 from aitale.modeling.blocks import load_blocks
 from stages import distill as stage
-from tests.conftest import run_stage, tiny_params
+from tests.helpers import run_stage, tiny_params
 
 CONTEXT = 64
 TEACHER = {"n_layer": 1, "n_head": 2, "n_embd": 32}
@@ -41,10 +47,23 @@ def one_thread():
 
 
 def stage_args(root: Path, data: Path, teacher: Path, *extra: str) -> list[str]:
-    return ["--teacher", str(teacher), "--train", str(data / "train.jsonl"),
-            "--val", str(data / "val.jsonl"), "--test", str(data / "test.jsonl"),
-            "--output-dir", str(root / "student"), "--metrics", str(root / "metrics/distill.json"),
-            "--speed-tokens", "16", *extra]
+    return [
+        "--teacher",
+        str(teacher),
+        "--train",
+        str(data / "train.jsonl"),
+        "--val",
+        str(data / "val.jsonl"),
+        "--test",
+        str(data / "test.jsonl"),
+        "--output-dir",
+        str(root / "student"),
+        "--metrics",
+        str(root / "metrics/distill.json"),
+        "--speed-tokens",
+        "16",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +83,16 @@ def teacher(tmp_path_factory, tiny_data) -> Path:
     out = tmp_path_factory.mktemp("teacher")
     tokenizer = AutoTokenizer.from_pretrained(tiny_data / "tokenizer")
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(
-        vocab_size=len(tokenizer), n_positions=CONTEXT, **TEACHER, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    ))
+    model = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tokenizer),
+            n_positions=CONTEXT,
+            **TEACHER,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
     blocks = load_blocks(tiny_data / "processed/train.jsonl", tokenizer, CONTEXT).ids
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     with one_thread():
@@ -76,8 +101,9 @@ def teacher(tmp_path_factory, tiny_data) -> Path:
             model(input_ids=batch, labels=batch).loss.backward()
             optimizer.step()
             optimizer.zero_grad()
-    model.generation_config = GenerationConfig(do_sample=True, temperature=0.8, top_k=50, max_new_tokens=20,
-                                               pad_token_id=tokenizer.pad_token_id)
+    model.generation_config = GenerationConfig(
+        do_sample=True, temperature=0.8, top_k=50, max_new_tokens=20, pad_token_id=tokenizer.pad_token_id
+    )
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
@@ -93,8 +119,16 @@ def student_run(tmp_path_factory, data, teacher):
         assert first.returncode == 0, first.stderr
         shutil.copytree(root / "student", root / "first/student")
         shutil.copy(root / "metrics/distill.json", root / "first/distill.json")
-        assert stage.main([*stage_args(root, data, teacher, "--bench", "--bench-output", str(root / "speed.json")),
-                           "--config", str(config)]) == 0
+        assert (
+            stage.main(
+                [
+                    *stage_args(root, data, teacher, "--bench", "--bench-output", str(root / "speed.json")),
+                    "--config",
+                    str(config),
+                ]
+            )
+            == 0
+        )
     return root, first
 
 
@@ -107,13 +141,16 @@ def test_student_is_smaller_and_loads_in_a_pipeline(student_run, teacher):
     assert metrics["student"]["weights_bytes"] < metrics["teacher"]["weights_bytes"]
     assert metrics["student"]["weights_bytes"] == (root / "student/model.safetensors").stat().st_size
     assert metrics["student_over_teacher"]["parameters"] == pytest.approx(
-        metrics["student"]["parameters"] / metrics["teacher"]["parameters"], abs=1e-4)
+        metrics["student"]["parameters"] / metrics["teacher"]["parameters"], abs=1e-4
+    )
     assert {k: metrics["student"][k] for k in TEACHER} == {k: STUDENT[k] for k in TEACHER}
     student_config, teacher_config = AutoConfig.from_pretrained(root / "student"), AutoConfig.from_pretrained(teacher)
     assert (student_config.vocab_size, student_config.n_positions) == (teacher_config.vocab_size, CONTEXT)
     assert (root / "student/tokenizer.json").read_bytes() == (teacher / "tokenizer.json").read_bytes()
-    assert GenerationConfig.from_pretrained(root / "student").to_dict() == \
-        GenerationConfig.from_pretrained(teacher).to_dict()
+    assert (
+        GenerationConfig.from_pretrained(root / "student").to_dict()
+        == GenerationConfig.from_pretrained(teacher).to_dict()
+    )
 
     generator = pipeline("text-generation", model=str(root / "student"))
     out = generator(prompt("The Tiny Test"), max_new_tokens=8, do_sample=False)[0]["generated_text"]
@@ -166,7 +203,7 @@ def test_invalid_alpha_exits_2_before_any_work(tmp_path, data):
     ("change", "message"),
     [
         ({"temperature": 0}, "distill.temperature: Input should be greater than 0"),
-        ({"n_embd": 30, "n_head": 4}, "distill.n_embd: 30 must be a multiple of distill.n_head"),
+        ({"n_embd": 30, "n_head": 4}, "distill: n_embd (30) must be a multiple of n_head (4)"),
         ({"n_layer": 4, "n_embd": 64}, "distill: a student of n_layer 4, n_head 2, n_embd 64"),
     ],
 )
@@ -184,7 +221,8 @@ def test_distill_loss_is_cross_entropy_at_alpha_0_and_zero_kl_for_equal_logits()
     loss, kl, ce = distill_loss(logits, logits.clone(), ids, temperature=2.0, alpha=0.0)
     assert kl.item() == pytest.approx(0.0, abs=1e-6)
     assert loss.item() == pytest.approx(ce.item())
-    assert ce.item() == pytest.approx(torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 11),
-                                                                        ids[:, 1:].reshape(-1)).item())
+    assert ce.item() == pytest.approx(
+        torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 11), ids[:, 1:].reshape(-1)).item()
+    )
     loss, kl, _ = distill_loss(logits, torch.randn(2, 5, 11), ids, temperature=2.0, alpha=1.0)
     assert kl.item() > 0 and loss.item() == pytest.approx(4.0 * kl.item())

@@ -4,19 +4,28 @@ import json
 
 import pytest
 
-from tests.conftest import manifest, run_stage
+from tests.helpers import manifest, run_stage
 
 GRIMM, AESOP = 2591, 28
 
 
 def download(out, books, mirror, pins=None):
-    return run_stage("download", "--output-dir", str(out), "--gutenberg.books", json.dumps(books),
-                     "--gutenberg.mirror", str(mirror), "--gutenberg.sha256", yaml_map(pins or {}))
+    return run_stage(
+        "download",
+        "--output-dir",
+        str(out),
+        "--gutenberg.books",
+        json.dumps(books),
+        "--gutenberg.mirror",
+        str(mirror),
+        "--gutenberg.sha256",
+        yaml_map(pins or {}),
+    )
 
 
 def yaml_map(pins):
     """``{28: "ab..."}`` as YAML: integer keys, as params.yaml writes them (JSON keys are strings)."""
-    return "{" + ", ".join(f"{book}: \"{digest}\"" for book, digest in pins.items()) + "}"
+    return "{" + ", ".join(f'{book}: "{digest}"' for book, digest in pins.items()) + "}"
 
 
 def test_downloads_from_a_local_mirror_with_pinned_hashes(tmp_path, corpus_dir):

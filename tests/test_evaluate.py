@@ -5,20 +5,34 @@ import json
 
 import pytest
 
-from tests.conftest import run_stage, tiny_params
+from tests.helpers import REPO, run_stage, tiny_params
 
 NARRATIVE = {"coherence", "arc_consistency", "character_consistency", "age_appropriateness", "creativity"}
 
 
 @pytest.fixture(scope="module")
-def evaluated(scratch_run, tiny_data, tmp_path_factory):
+def evaluated(scratch_run, tiny_data, screen_dir, tmp_path_factory):
     root, _ = scratch_run
     out = tmp_path_factory.mktemp("evaluation")
-    config = tiny_params(out / "params.yaml", evaluate={"sample_prompts": ["The Tiny Test", "A Second Tale"],
-                                                        "samples_per_prompt": 1})
-    result = run_stage("evaluate", "--model-path", str(root / "weights/storyteller"),
-                       "--test-dataset", str(tiny_data / "processed/test.jsonl"), "--output-dir", str(out / "results"),
-                       config=config)
+    config = tiny_params(
+        out / "params.yaml", evaluate={"sample_prompts": ["The Tiny Test", "A Second Tale"], "samples_per_prompt": 1}
+    )
+    result = run_stage(
+        "evaluate",
+        "--model-path",
+        str(root / "weights/storyteller"),
+        "--test-dataset",
+        str(tiny_data / "processed/test.jsonl"),
+        "--screen",
+        str(screen_dir),
+        "--labelled",
+        str(REPO / "data/safety/passages.jsonl"),
+        "--holdout",
+        str(tiny_data / "processed/holdout.jsonl"),
+        "--output-dir",
+        str(out / "results"),
+        config=config,
+    )
     assert result.returncode == 0, result.stderr
     return out, json.loads((out / "results/eval.json").read_text())
 
@@ -33,6 +47,16 @@ def test_language_model_metrics(evaluated):
         assert 0 <= metrics[name] <= 100
 
 
+def test_bits_per_byte_out_of_collection_beside_the_in_split_figures(evaluated, tiny_data):
+    _, metrics = evaluated
+    held_out = (tiny_data / "processed/holdout.jsonl").read_text().splitlines()
+    holdout = metrics["holdout"]
+    assert holdout["stories"] == len(held_out) > 0
+    assert 0 < holdout["bits_per_byte"] < 8 and holdout["tokens"] > 0
+    assert set(metrics["holdout_by_collection"]) == {"ai-tale"}
+    assert holdout["bits_per_byte"] != metrics["bits_per_byte"]  # other stories than the test split's
+
+
 def test_narrative_metrics_and_their_validation_are_recorded(evaluated):
     _, metrics = evaluated
     for group in ("samples", "continuations", "references"):
@@ -41,11 +65,17 @@ def test_narrative_metrics_and_their_validation_are_recorded(evaluated):
     assert metrics["stories"]["samples"] == 2
 
 
+def test_the_share_of_samples_the_screen_passes_is_reported_per_age_group(evaluated):
+    _, metrics = evaluated
+    rates = metrics["screen_pass_rate"]
+    assert set(rates) == {"3-5", "6-8", "9-12"} and all(r in (0.0, 0.5, 1.0) for r in rates.values())
+
+
 def test_timings_are_kept_apart_from_the_metrics(evaluated):
     out, metrics = evaluated
     speed = json.loads((out / "results/speed.json").read_text())
     assert speed["eval_seconds"] > 0
-    assert set(speed["seconds"]) == {"perplexity", "continuations", "samples", "narrative_metrics"}
+    assert set(speed["seconds"]) == {"perplexity", "continuations", "samples", "control", "narrative_metrics"}
     assert "eval_seconds" not in metrics  # eval.json is the same on every run (see test_generation_is_seeded)
 
 
@@ -60,12 +90,39 @@ def test_samples_and_plot_data_are_written(evaluated):
         assert len(list(csv.DictReader(handle))) == 10
 
 
-def test_generation_is_seeded(evaluated, scratch_run, tiny_data):
+def test_generation_is_seeded(evaluated, scratch_run, tiny_data, screen_dir):
     out, _ = evaluated
     root, _ = scratch_run
-    result = run_stage("evaluate", "--model-path", str(root / "weights/storyteller"),
-                       "--test-dataset", str(tiny_data / "processed/test.jsonl"), "--output-dir", str(out / "again"),
-                       config=out / "params.yaml")
+    result = run_stage(
+        "evaluate",
+        "--model-path",
+        str(root / "weights/storyteller"),
+        "--test-dataset",
+        str(tiny_data / "processed/test.jsonl"),
+        "--screen",
+        str(screen_dir),
+        "--labelled",
+        str(REPO / "data/safety/passages.jsonl"),
+        "--holdout",
+        str(tiny_data / "processed/holdout.jsonl"),
+        "--output-dir",
+        str(out / "again"),
+        config=out / "params.yaml",
+    )
     assert result.returncode == 0, result.stderr
     for name in ("samples.md", "samples.html", "eval.json", "plots/arc_samples.csv"):
         assert (out / "again" / name).read_bytes() == (out / "results" / name).read_bytes(), name
+
+
+def test_bleu_and_rouge_give_the_values_worked_out_by_hand():
+    from aitale.evaluation.overlap import overlap_scores
+
+    # The reference is cut to the hypothesis's 8 words: "... over the lazy" against "... over the dog".
+    # n-gram precisions 7/8, 6/7, 5/6, 4/5, equal lengths: BLEU = (7/8 * 6/7 * 5/6 * 4/5) ** (1/4) = 0.5 ** 0.25.
+    scores = overlap_scores(["the quick brown fox jumps over the dog"], ["the quick brown fox jumps over the lazy dog"])
+    assert scores["bleu"] == pytest.approx(100 * 0.5**0.25, abs=1e-3)
+    assert scores["rouge1"] == pytest.approx(100 * 7 / 8, abs=1e-3)  # 7 of 8 words shared, both ways
+    assert scores["rouge2"] == pytest.approx(100 * 6 / 7, abs=1e-3)  # 6 of 7 bigrams
+    assert scores["rougeL"] == pytest.approx(100 * 7 / 8, abs=1e-3)  # the longest common subsequence: 7 words
+    same = "once upon a time there lived a fox"
+    assert overlap_scores([same], [same]) == {"bleu": 100.0, "rouge1": 100.0, "rouge2": 100.0, "rougeL": 100.0}

@@ -23,15 +23,25 @@ from transformers.generation.logits_process import (
 
 from aitale.data.structure import prompt
 from aitale.export import measure
-from aitale.export.report import FP32, INT8, TORCHSCRIPT, check_parity, export_all
-from aitale.export.runtime import ModelFileError, OnnxDecoder, TorchScriptDecoder, full_inputs, generate, process
-from aitale.params import GenerateParams
-from tests.conftest import run_stage, tiny_params
+from aitale.export.build import FP32, INT8, TORCHSCRIPT, check_parity, export_all
+from aitale.generation.batch import generate_one
+from aitale.generation.decoders import ModelFileError, OnnxDecoder, TorchScriptDecoder, full_inputs
+from aitale.generation.sampling import Settings, process
+from tests.helpers import run_stage, tiny_params
 
 TITLES = ["The Tiny Test", "A Fox in the Snow"]
-PARAMS = GenerateParams(seed=3, do_sample=True, temperature=0.8, top_k=20, top_p=0.9, no_repeat_ngram_size=3,
-                        repetition_penalty=1.0, min_new_tokens=5, max_new_tokens=24)
-GREEDY = PARAMS.model_copy(update={"do_sample": False, "no_repeat_ngram_size": 0, "min_new_tokens": 0})
+PARAMS = Settings(
+    seed=3,
+    do_sample=True,
+    temperature=0.8,
+    top_k=20,
+    top_p=0.9,
+    no_repeat_ngram_size=3,
+    repetition_penalty=1.0,
+    min_new_tokens=5,
+    max_new_tokens=24,
+)
+GREEDY = PARAMS.but(do_sample=False, no_repeat_ngram_size=0, min_new_tokens=0)
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +49,25 @@ def tiny_model(tiny_data, tmp_path_factory) -> Path:
     """A random 2-layer GPT-2 saved with save_pretrained, tokenizer and generation config."""
     tokenizer = AutoTokenizer.from_pretrained(tiny_data / "tokenizer")
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_layer=2, n_head=2, n_embd=32,
-                        initializer_range=0.2,  # peaked logits: no near-ties for greedy decoding to fall on
-                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                        pad_token_id=tokenizer.pad_token_id)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=64,
+        n_layer=2,
+        n_head=2,
+        n_embd=32,
+        initializer_range=0.2,  # peaked logits: no near-ties for greedy decoding to fall on
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     folder = tmp_path_factory.mktemp("tiny_model")
     GPT2LMHeadModel(config).eval().save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    GenerationConfig(**PARAMS.model_dump(exclude={"seed"}), eos_token_id=config.eos_token_id,
-                     pad_token_id=config.pad_token_id).save_pretrained(folder)
+    GenerationConfig(
+        **{k: v for k, v in PARAMS.to_json().items() if k not in ("seed", "stop")},
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+    ).save_pretrained(folder)
     return folder
 
 
@@ -69,8 +89,11 @@ def exported(model, tiny_model, tmp_path_factory) -> Path:
 
 
 def decoders(folder: Path) -> dict:
-    return {"onnx_fp32": OnnxDecoder(folder / FP32), "onnx_int8": OnnxDecoder(folder / INT8),
-            "torchscript": TorchScriptDecoder(folder / TORCHSCRIPT)}
+    return {
+        "onnx_fp32": OnnxDecoder(folder / FP32),
+        "onnx_int8": OnnxDecoder(folder / INT8),
+        "torchscript": TorchScriptDecoder(folder / TORCHSCRIPT),
+    }
 
 
 def test_export_writes_every_file_with_a_manifest(exported):
@@ -93,15 +116,20 @@ def test_first_step_and_incremental_steps_give_the_same_logits(exported):
     whole, _ = decoder.step(*full_inputs(ids), decoder.empty_cache(2))
     logits, cache = decoder.step(*full_inputs(ids[:, :6]), decoder.empty_cache(2))
     for position in range(6, 10):
-        logits, cache = decoder.step(ids[:, position:position + 1], np.ones((2, position + 1), dtype=np.int64),
-                                     np.full((2, 1), position), cache)
+        logits, cache = decoder.step(
+            ids[:, position : position + 1],
+            np.ones((2, position + 1), dtype=np.int64),
+            np.full((2, 1), position),
+            cache,
+        )
         np.testing.assert_allclose(logits[:, 0], whole[:, position], atol=1e-4)
 
 
-@pytest.mark.parametrize("settings", [GREEDY, GREEDY.model_copy(update={"no_repeat_ngram_size": 2,
-                                                                        "min_new_tokens": 10,
-                                                                        "repetition_penalty": 1.3})],
-                         ids=["plain", "ngram-min-penalty"])
+@pytest.mark.parametrize(
+    "settings",
+    [GREEDY, GREEDY.but(no_repeat_ngram_size=2, min_new_tokens=10, repetition_penalty=1.3)],
+    ids=["plain", "ngram-min-penalty"],
+)
 def test_greedy_tokens_equal_transformers_generate(model, tokenizer, exported, settings):
     prompts = [tokenizer(prompt(title)).input_ids for title in TITLES]
     references = measure.greedy_reference(model, prompts, settings)
@@ -110,29 +138,29 @@ def test_greedy_tokens_equal_transformers_generate(model, tokenizer, exported, s
         if name == "onnx_int8":
             continue
         for ids, reference in zip(prompts, references):
-            assert generate(decoder, ids, settings) == reference, name
+            assert generate_one(decoder, ids, settings) == reference, name
 
 
 @pytest.mark.parametrize("name", ["onnx_fp32", "onnx_int8", "torchscript"])
 def test_every_exported_file_loads_and_generates(exported, tokenizer, name):
     decoder = decoders(exported)[name]  # loaded from disk afresh
     ids = tokenizer(prompt("The Tiny Test")).input_ids
-    story = generate(decoder, ids, PARAMS)
-    assert story == generate(decoder, ids, PARAMS)  # seeded
+    story = generate_one(decoder, ids, PARAMS)
+    assert story == generate_one(decoder, ids, PARAMS)  # seeded
     assert PARAMS.min_new_tokens <= len(story) <= PARAMS.max_new_tokens
     assert all(0 <= token < len(tokenizer) for token in story)
     tokens = ids + story
-    trigrams = [tuple(tokens[i:i + 3]) for i in range(len(tokens) - 2)]
+    trigrams = [tuple(tokens[i : i + 3]) for i in range(len(tokens) - 2)]
     assert len(trigrams) == len(set(trigrams))  # no_repeat_ngram_size = 3
     assert isinstance(tokenizer.decode(story), str)
-    greedy = generate(decoder, ids, GREEDY)
+    greedy = generate_one(decoder, ids, GREEDY)
     assert len(greedy) >= 1
 
 
 def test_generation_stops_at_the_context(exported, tokenizer):
     decoder = OnnxDecoder(exported / INT8)
     long_prompt = list(range(5, 60))
-    story = generate(decoder, long_prompt, PARAMS.model_copy(update={"max_new_tokens": 100, "min_new_tokens": 100}))
+    story = generate_one(decoder, long_prompt, PARAMS.but(max_new_tokens=100, min_new_tokens=100))
     assert len(story) == 64 - len(long_prompt)
 
 
@@ -142,17 +170,22 @@ def test_processors_match_transformers():
         vocab = 50
         ids = rng.integers(0, 8, size=12).tolist()
         scores = rng.normal(size=vocab).astype(np.float32) * 3
-        settings = PARAMS.model_copy(update={"top_k": int(rng.integers(0, 12)), "top_p": float(rng.uniform(0.3, 1)),
-                                             "temperature": float(rng.uniform(0.5, 1.5)),
-                                             "no_repeat_ngram_size": int(rng.integers(0, 4)),
-                                             "repetition_penalty": float(rng.choice([1.0, 1.2])),
-                                             "min_new_tokens": int(rng.integers(0, 6))})
+        settings = PARAMS.but(
+            top_k=int(rng.integers(0, 12)),
+            top_p=float(rng.uniform(0.3, 1)),
+            temperature=float(rng.uniform(0.5, 1.5)),
+            no_repeat_ngram_size=int(rng.integers(0, 4)),
+            repetition_penalty=float(rng.choice([1.0, 1.2])),
+            min_new_tokens=int(rng.integers(0, 6)),
+        )
         generated = int(rng.integers(0, 6))
-        ours = process(scores, ids, generated, settings, settings.min_new_tokens, eos=3, do_sample=True)
+        ours = process(scores, ids, generated, settings, eos=3)
 
         input_ids, theirs = torch.tensor([ids]), torch.from_numpy(scores.copy())[None]
-        steps = [MinNewTokensLengthLogitsProcessor(len(ids) - generated, settings.min_new_tokens, 3),
-                 TemperatureLogitsWarper(settings.temperature)]
+        steps = [
+            MinNewTokensLengthLogitsProcessor(len(ids) - generated, settings.min_new_tokens, 3),
+            TemperatureLogitsWarper(settings.temperature),
+        ]
         if settings.repetition_penalty != 1.0:
             steps.insert(0, RepetitionPenaltyLogitsProcessor(settings.repetition_penalty))
         if settings.no_repeat_ngram_size:
@@ -193,16 +226,35 @@ def test_missing_file_and_damaged_torchscript_give_clear_errors(exported, tmp_pa
 
 
 def stage_config(path: Path, **export) -> Path:
-    return tiny_params(path, export={"latency_contexts": [8, 60], "latency_tokens": 2, "throughput_batch": 2,
-                                     "max_bpb_stories": 1, **export},
-                       evaluate={"sample_prompts": TITLES[:1]})
+    return tiny_params(
+        path,
+        export={
+            "latency_contexts": [8, 60],
+            "latency_tokens": 2,
+            "throughput_batch": 2,
+            "max_bpb_stories": 1,
+            **export,
+        },
+        evaluate={"sample_prompts": TITLES[:1]},
+    )
 
 
 def test_stage_writes_the_files_and_metrics(tiny_model, tiny_data, tmp_path):
     output, metrics_path, speed_path = tmp_path / "onnx", tmp_path / "export.json", tmp_path / "speed.json"
-    result = run_stage("export", "--model", str(tiny_model), "--test", str(tiny_data / "processed/test.jsonl"),
-                       "--output-dir", str(output), "--metrics", str(metrics_path), "--speed", str(speed_path),
-                       config=stage_config(tmp_path / "params.yaml"))
+    result = run_stage(
+        "export",
+        "--model",
+        str(tiny_model),
+        "--test",
+        str(tiny_data / "processed/test.jsonl"),
+        "--output-dir",
+        str(output),
+        "--metrics",
+        str(metrics_path),
+        "--speed",
+        str(speed_path),
+        config=stage_config(tmp_path / "params.yaml"),
+    )
     assert result.returncode == 0, result.stderr
     metrics, speed = json.loads(metrics_path.read_text()), json.loads(speed_path.read_text())
     assert set(metrics["variants"]) == set(speed["variants"]) == {"pytorch", "onnx_fp32", "onnx_int8", "torchscript"}
@@ -223,18 +275,43 @@ def test_stage_writes_the_files_and_metrics(tiny_model, tiny_data, tmp_path):
 
 def test_stage_fails_when_parity_is_out_of_tolerance(tiny_model, tiny_data, tmp_path):
     output = tmp_path / "onnx"
-    result = run_stage("export", "--model", str(tiny_model), "--test", str(tiny_data / "processed/test.jsonl"),
-                       "--output-dir", str(output), "--metrics", str(tmp_path / "export.json"),
-                       "--speed", str(tmp_path / "speed.json"), "--parity_tolerance", "1.0e-12",
-                       config=stage_config(tmp_path / "params.yaml"))
+    result = run_stage(
+        "export",
+        "--model",
+        str(tiny_model),
+        "--test",
+        str(tiny_data / "processed/test.jsonl"),
+        "--output-dir",
+        str(output),
+        "--metrics",
+        str(tmp_path / "export.json"),
+        "--speed",
+        str(tmp_path / "speed.json"),
+        "--parity_tolerance",
+        "1.0e-12",
+        config=stage_config(tmp_path / "params.yaml"),
+    )
     assert result.returncode != 0
     assert "parity check failed" in result.stderr and "export.parity_tolerance" in result.stderr
     assert not output.exists() and not (tmp_path / "export.json").exists() and not (tmp_path / "speed.json").exists()
 
 
 def test_stage_rejects_bad_params_before_work(tiny_model, tmp_path):
-    result = run_stage("export", "--model", str(tiny_model), "--test", str(tmp_path / "test.jsonl"),
-                       "--output-dir", str(tmp_path / "onnx"), "--metrics", str(tmp_path / "export.json"),
-                       "--speed", str(tmp_path / "speed.json"), "--opset", "9", config=stage_config(tmp_path / "params.yaml"))
+    result = run_stage(
+        "export",
+        "--model",
+        str(tiny_model),
+        "--test",
+        str(tmp_path / "test.jsonl"),
+        "--output-dir",
+        str(tmp_path / "onnx"),
+        "--metrics",
+        str(tmp_path / "export.json"),
+        "--speed",
+        str(tmp_path / "speed.json"),
+        "--opset",
+        "9",
+        config=stage_config(tmp_path / "params.yaml"),
+    )
     assert result.returncode == 2
     assert "export.opset" in result.stderr

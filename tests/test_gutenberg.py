@@ -6,9 +6,10 @@ import time
 import pytest
 
 from aitale.data.gutenberg import BookStory, decode_book, parse_book, split_stories, strip_boilerplate
-from aitale.data.normalize import normalize_text, word_count
+from aitale.data.normalize import normalize_text
+from aitale.data.text import word_count
 from aitale.errors import SourceError
-from tests.conftest import manifest
+from tests.helpers import manifest
 
 BLUE_FAIRY, GRIMM, AESOP = 503, 2591, 28
 INDIAN, RUSSIAN, PERRAULT, HOUSEHOLD = 7128, 22373, 29021, 5314
@@ -159,13 +160,18 @@ def test_invalid_utf8_names_the_byte_offset():
 
 @pytest.mark.parametrize(
     "raw",
-    [b"<!DOCTYPE html>\n<html><head><title>Not found</title></head><body>404</body></html>\n",
-     b"\xef\xbb\xbf\r\n  <HTML><body>Moved</body></HTML>"],
+    [
+        b"<!DOCTYPE html>\n<html><head><title>Not found</title></head><body>404</body></html>\n",
+        b"\xef\xbb\xbf\r\n  <HTML><body>Moved</body></HTML>",
+    ],
     ids=["doctype", "bom-and-upper-case"],
 )
 def test_html_page_saved_as_txt_is_rejected(raw):
-    with pytest.raises(SourceError, match=r"book 7 .*looks like an HTML page, not a plain-text book: "
-                                          r"check data\.gutenberg\.mirror"):
+    with pytest.raises(
+        SourceError,
+        match=r"book 7 .*looks like an HTML page, not a plain-text book: "
+        r"check data\.gutenberg\.mirror",
+    ):
         decode_book(raw, 7)
 
 

@@ -17,13 +17,20 @@ from tokenizers import ByteLevelBPETokenizer
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from aitale.data.stories import load_stories
+from aitale.evaluation.human import RatingsError, Sample, read_ratings, sheet_html
 from aitale.modeling.tokenizer import train_bpe
 from stages import human_eval
-from tests.conftest import REPO, run_stage, tiny_params
+from tests.helpers import REPO, run_stage, tiny_params
 
 TITLES = ["The Lantern Fox", "The Snow Hare's Secret"]
-CRITERIA = ["engagement", "plot_coherence", "character_development", "age_appropriateness",
-            "educational_value", "entertainment_value"]
+CRITERIA = [
+    "engagement",
+    "plot_coherence",
+    "character_development",
+    "age_appropriateness",
+    "educational_value",
+    "entertainment_value",
+]
 COLUMNS = ["sample_id", "title", "story", *CRITERIA, "rater", "comments"]
 SHEET_FILES = ["README.md", "key.json", "sheet.csv", "sheet.html"]
 
@@ -31,8 +38,17 @@ SHEET_FILES = ["README.md", "key.json", "sheet.csv", "sheet.html"]
 def save_tiny_gpt2(folder: Path, tokenizer: PreTrainedTokenizerFast, n_positions: int, n_layer: int, seed: int) -> Path:
     torch.manual_seed(seed)
     eos = tokenizer.eos_token_id
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=n_positions, n_layer=n_layer,
-                                       n_head=2, n_embd=32, bos_token_id=eos, eos_token_id=eos))
+    model = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tokenizer),
+            n_positions=n_positions,
+            n_layer=n_layer,
+            n_head=2,
+            n_embd=32,
+            bos_token_id=eos,
+            eos_token_id=eos,
+        )
+    )
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -51,22 +67,36 @@ def models(tmp_path_factory) -> tuple[Path, Path]:
     model = save_tiny_gpt2(root / "storyteller", train_bpe(texts, 400, 48), n_positions=48, n_layer=1, seed=1)
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(texts, vocab_size=300, special_tokens=["<|endoftext|>"], show_progress=False)
-    plain = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
-                                    bos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    plain = PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>", bos_token="<|endoftext|>", unk_token="<|endoftext|>"
+    )
     baseline = save_tiny_gpt2(root / "age-3-5", plain, n_positions=64, n_layer=2, seed=2)
     return model, baseline
 
 
 def params(folder: Path, baseline: Path | str, **human_eval) -> Path:
-    return tiny_params(folder / "params.yaml",
-                       human_eval={"baseline": str(baseline), "prompts": TITLES, "seed": 3, **human_eval},
-                       generate={"min_new_tokens": 200, "max_new_tokens": 400})
+    return tiny_params(
+        folder / "params.yaml",
+        human_eval={"baseline": str(baseline), "prompts": TITLES, "seed": 3, **human_eval},
+        generate={"min_new_tokens": 200, "max_new_tokens": 400},
+    )
 
 
 def make_sheet(model: Path, output: Path, config: Path, *extra: str):
     """``sheet`` as DVC runs it, on one CPU thread: threads only slow models this small down."""
-    command = [sys.executable, "-m", "stages.human_eval", "sheet", "--model", str(model), "--output-dir", str(output),
-               *extra, "--config", str(config)]
+    command = [
+        sys.executable,
+        "-m",
+        "stages.human_eval",
+        "sheet",
+        "--model",
+        str(model),
+        "--output-dir",
+        str(output),
+        *extra,
+        "--config",
+        str(config),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env)
 
@@ -96,8 +126,9 @@ def write_rows(path: Path, rows: list[dict[str, str]], bom: bool = False) -> Pat
 
 
 def score(files: list[Path], key: Path, output: Path, config: Path):
-    return run_stage("human_eval", "score", "--ratings", *map(str, files), "--key", str(key),
-                     "--output", str(output), config=config)
+    return run_stage(
+        "human_eval", "score", "--ratings", *map(str, files), "--key", str(key), "--output", str(output), config=config
+    )
 
 
 def test_sheet_is_blind_complete_and_reproducible(sheet, models, tmp_path):
@@ -129,8 +160,12 @@ def test_sheet_is_blind_complete_and_reproducible(sheet, models, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in the subprocess, so that the float sums run in the same order
     try:  # in-process, to spare a second import of torch
-        assert human_eval.main(["sheet", "--model", str(model), "--output-dir", str(tmp_path / "again"),
-                                "--config", str(config)]) == 0
+        assert (
+            human_eval.main(
+                ["sheet", "--model", str(model), "--output-dir", str(tmp_path / "again"), "--config", str(config)]
+            )
+            == 0
+        )
     finally:
         torch.set_num_threads(threads)
     for name in SHEET_FILES:  # seeded: the same stories in the same order
@@ -207,8 +242,10 @@ def test_the_html_download_is_what_score_reads(sheet, tmp_path):
     form = FormParser()
     form.feed((folder / "sheet.html").read_text(encoding="utf-8"))
     comment = 'Lovely, but "odd" ending;\nline two – ünïcode'
-    rows = [[r["sample_id"], r["title"], r["story"], *["4"] * len(CRITERIA), "Cleo", comment]
-            for r in read_rows(folder / "sheet.csv")]
+    rows = [
+        [r["sample_id"], r["title"], r["story"], *["4"] * len(CRITERIA), "Cleo", comment]
+        for r in read_rows(folder / "sheet.csv")
+    ]
     script = form.script + f"\nprocess.stdout.write(ratingsCsv({json.dumps(rows)}));\n"
     result = subprocess.run(["node", "-e", script], capture_output=True, text=True, encoding="utf-8", check=True)
     download = tmp_path / "ratings-Cleo.csv"
@@ -218,7 +255,10 @@ def test_the_html_download_is_what_score_reads(sheet, tmp_path):
     result = score([download], folder / "key.json", tmp_path / "scores.json", config)
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "scores.json").read_text())["models"]["model"]["criteria"]["engagement"] == {
-        "mean": 4.0, "n": 2, "std": 0.0}
+        "mean": 4.0,
+        "n": 2,
+        "std": 0.0,
+    }
 
 
 def completed(folder: Path) -> tuple[list[dict], list[dict]]:
@@ -228,7 +268,9 @@ def completed(folder: Path) -> tuple[list[dict], list[dict]]:
     for row in read_rows(folder / "sheet.csv"):
         label = key[row["sample_id"]]["label"]
         scores = {c: "5" if label == "model" else ("4" if c == "age_appropriateness" else "2") for c in CRITERIA}
-        ann.append({**row, **scores, "rater": "Ann", "comments": 'Nice, "quiet" tale,\nwith a twist' * (label == "model")})
+        ann.append(
+            {**row, **scores, "rater": "Ann", "comments": 'Nice, "quiet" tale,\nwith a twist' * (label == "model")}
+        )
         if label == "model":
             bob.append({**row, **dict.fromkeys(CRITERIA, "4"), "rater": " Bob ", "comments": ""})
     return ann, bob
@@ -238,7 +280,10 @@ def test_score_aggregates_two_raters_per_model_and_criterion(sheet, tmp_path):
     folder, config, _ = sheet
     ann, bob = completed(folder)
     blank = dict.fromkeys(COLUMNS, "")
-    files = [write_rows(tmp_path / "ann.csv", [ann[0], blank, *ann[1:]]), write_rows(tmp_path / "bob.csv", bob, bom=True)]
+    files = [
+        write_rows(tmp_path / "ann.csv", [ann[0], blank, *ann[1:]]),
+        write_rows(tmp_path / "bob.csv", bob, bom=True),
+    ]
     result = score(files, folder / "key.json", tmp_path / "metrics/human_eval.json", config)
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "metrics/human_eval.json").read_text()
@@ -278,8 +323,17 @@ def _set(row: int, **cells):
         (lambda files: [files[0][:2], files[0][1:]], "ann-2.csv: row 2", "duplicate: 'Ann' already rated"),
         (lambda files: [[{**r, "rater": ""} for r in files[0]]], "ann.csv: row 5", "missing rater name"),
     ],
-    ids=["out-of-range", "fraction", "word", "empty", "unknown-id", "no-rater", "duplicate",
-         "duplicate-across-files", "no-rater-anywhere"],
+    ids=[
+        "out-of-range",
+        "fraction",
+        "word",
+        "empty",
+        "unknown-id",
+        "no-rater",
+        "duplicate",
+        "duplicate-across-files",
+        "no-rater-anywhere",
+    ],
 )
 def test_malformed_ratings_are_rejected_with_file_and_row(sheet, tmp_path, mutate, where, message):
     folder, config, _ = sheet
@@ -289,6 +343,40 @@ def test_malformed_ratings_are_rejected_with_file_and_row(sheet, tmp_path, mutat
     assert result.returncode == 2
     assert f"{where}: {message}" in result.stderr
     assert not (tmp_path / "human_eval.json").exists()
+
+
+def test_a_row_reports_every_problem_at_once_and_a_title_from_another_sheet(tmp_path):
+    key = {"S01": {"label": "model", "path": "m", "title": "The Lantern Fox"}}
+    row = {
+        **dict.fromkeys(COLUMNS, "3"),
+        "sample_id": "S01",
+        "title": "The Owl's {Party}",
+        "engagement": "9",
+        "plot_coherence": "",
+        "rater": "",
+    }
+    ratings = write_rows(tmp_path / "ratings.csv", [row])
+    with pytest.raises(RatingsError) as error:
+        read_ratings([ratings], key, 1, 5)
+    where = f"{ratings}: row 2"
+    assert str(error.value).splitlines() == [
+        "4 problem(s) in the ratings:",
+        f"  {where}: title \"The Owl's {{Party}}\" is not S01's title 'The Lantern Fox' (ratings of another sheet?)",
+        f"  {where}: missing rater name",
+        f"  {where}: engagement rating 9 is outside the scale 1..5",
+        f"  {where}: missing plot_coherence rating",
+    ]
+
+
+def test_html_text_cannot_break_out_of_its_element():
+    story = 'He said "</div></script><script>alert(1)</script>" & left.\n\nThe end.'
+    text = sheet_html([Sample("S01", "Fox & <Owl> 'n' \"Hare\"", story, "model", "m")], 1, 5)
+    form = FormParser()
+    form.feed(text)
+    form.close()
+    assert form.open == [] and text.count("<script>") == 1
+    assert form.stories == {"S01": story}
+    assert 'data-title="Fox &amp; &lt;Owl&gt; &#39;n&#39; &#34;Hare&#34;"' in text
 
 
 def test_the_blank_sheet_and_a_wrong_header_are_rejected(sheet, tmp_path):

@@ -17,12 +17,22 @@ import yaml
 from moto.server import ThreadedMotoServer
 from transformers import AutoModelForCausalLM
 
-from tests.conftest import clone_project, git_commit, sh
+from tests.helpers import clone_project, git_commit, sh
 
 # What a clone can only get from the remote: DVC-cached outputs, ignored by git.
-PULLED = ["data/raw/gutenberg", "data/processed", "models/tokenizer", "models/checkpoints/storyteller",
-          "models/weights/storyteller", "models/storyteller", "models/specialised", "models/onnx", "models/student",
-          "evaluation_results", "dvclive/train"]
+PULLED = [
+    "data/raw/gutenberg",
+    "data/processed",
+    "models/tokenizer",
+    "models/checkpoints/storyteller",
+    "models/weights/storyteller",
+    "models/storyteller",
+    "models/specialised",
+    "models/onnx",
+    "models/student",
+    "evaluation_results",
+    "dvclive/train",
+]
 BUCKET = "ai-tale-team"
 KEYS = {"access_key_id": "team-key-id", "secret_access_key": "team-secret"}
 
@@ -78,8 +88,13 @@ def s3(tmp_path, monkeypatch):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    client = boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
-                          aws_access_key_id=KEYS["access_key_id"], aws_secret_access_key=KEYS["secret_access_key"])
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://{host}:{port}",
+        region_name="us-east-1",
+        aws_access_key_id=KEYS["access_key_id"],
+        aws_secret_access_key=KEYS["secret_access_key"],
+    )
     client.create_bucket(Bucket=BUCKET)
     yield client
     server.stop()

@@ -16,16 +16,21 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from tests.conftest import REPO, clone_project, git_commit, sh
+from tests.helpers import REPO, clone_project, git_commit, sh
 
 NEW_FRACTION = 0.5
 
 
 def review(cwd: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": "0",
-           "PATH": path or f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run([sys.executable, "-m", "aitale.review", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PYTHONHASHSEED": "0",
+        "PATH": path or f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "aitale.review", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
 
 
 def table(report: str, section: str) -> dict[tuple[str, str], list[str]]:
@@ -60,13 +65,28 @@ def reviewed(dvc_project, tmp_path_factory):
 
     workspace = review(repo)  # defaults: main against the workspace, to stdout
     git_commit(repo, f"evaluate.prompt_fraction: {NEW_FRACTION}")
-    committed = review(repo, "--base", "HEAD~1", "--head", "HEAD", "--output", str(root / "out/review.md"),
-                       "--plots-dir", str(root / "out/plots"))
+    committed = review(
+        repo,
+        "--base",
+        "HEAD~1",
+        "--head",
+        "HEAD",
+        "--output",
+        str(root / "out/review.md"),
+        "--plots-dir",
+        str(root / "out/plots"),
+    )
     return SimpleNamespace(
-        repo=repo, root=root, old_fraction=old_fraction, workspace=workspace, committed=committed,
-        old_eval=leaves(old_eval), new_eval=leaves(json.loads((repo / "metrics/eval.json").read_text())),
-        changed_plot_files=[str(path.relative_to(repo)) for path, data in old_plots.items()
-                            if path.read_bytes() != data],
+        repo=repo,
+        root=root,
+        old_fraction=old_fraction,
+        workspace=workspace,
+        committed=committed,
+        old_eval=leaves(old_eval),
+        new_eval=leaves(json.loads((repo / "metrics/eval.json").read_text())),
+        changed_plot_files=[
+            str(path.relative_to(repo)) for path, data in old_plots.items() if path.read_bytes() != data
+        ],
     )
 
 
@@ -122,8 +142,11 @@ def test_review_of_the_workspace_against_main(reviewed):
 def test_review_says_when_nothing_changed(reviewed):
     result = review(reviewed.repo, "--base", "HEAD", "--head", "HEAD")
     assert result.returncode == 0, result.stderr
-    for section, line in [("Params", "No param changed."), ("Metrics", "No metric changed."),
-                          ("Plots", "No plot changed")]:
+    for section, line in [
+        ("Params", "No param changed."),
+        ("Metrics", "No metric changed."),
+        ("Plots", "No plot changed"),
+    ]:
         assert re.search(rf"## {section}\n\n{line}", result.stdout), result.stdout
 
 

@@ -4,12 +4,10 @@ from collections import Counter
 
 import pytest
 
-from aitale.data.content_filter import ContentFilter
-from aitale.data.normalize import word_count
 from aitale.data.stories import load_stories
+from aitale.data.text import word_count
 from aitale.errors import SourceError
-from aitale.params import PrepareParams, load_section
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 STORIES = load_stories(REPO / "data/stories")
 
@@ -35,17 +33,23 @@ def test_titles_are_unique_and_no_story_repeats_another_opening():
     assert len({s.text[:60] for s in STORIES}) == len(STORIES)
 
 
-def test_custom_stories_pass_the_content_rules():
-    rules = ContentFilter(load_section(PrepareParams, "prepare", REPO / "params.yaml").filter)
-    assert [s.id for s in STORIES if rules.violations(s.text)] == []
+def test_custom_stories_pass_the_content_screen_for_their_age_group(content_screen):
+    assert [s.id for s in STORIES if not content_screen.judge(s.text, s.age_group).safe] == []
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         ("No front matter here.\n", "front matter"),
-        ("---\ntitle: X\nage_group: 4-6\nthemes: [kindness]\nstyle: fable\n---\nText.\n", "'age_group' must be"),
-        ("---\ntitle: X\nage_group: 3-5\nthemes: []\nstyle: fable\nmood: calm\n---\nText.\n", "unknown keys"),
+        (
+            "---\ntitle: X\nage_group: 4-6\nthemes: [kindness]\nstyle: fable\n---\nText.\n",
+            "'age_group': Input should be '3-5', '6-8' or '9-12'",
+        ),
+        ("---\ntitle: X\nage_group: 3-5\nthemes: []\nstyle: fable\nmood: calm\n---\nText.\n", "'mood': Extra inputs"),
+        (
+            "---\ntitle: X\nage_group: 3-5\nthemes: [bravery]\nstyle: fable\n---\nText.\n",
+            "'themes.0': Input should be 'kindness'",
+        ),
     ],
 )
 def test_malformed_story_files_are_rejected_with_the_file_name(tmp_path, content, message):

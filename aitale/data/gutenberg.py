@@ -21,7 +21,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from aitale.data.normalize import normalize_text, word_count
+from aitale.data.normalize import normalize_text
+from aitale.data.text import word_count
 from aitale.errors import SourceError
 
 MIN_STORY_WORDS = 80  # below this a section is a fragment (a heading, a note), not a story

@@ -29,8 +29,6 @@ _CHARACTER_MAP = str.maketrans({
 _BLANK_LINES = re.compile(r"\n[ \t]*\n\s*")
 _WHITESPACE = re.compile(r"\s+")
 _DASH_RUN = re.compile(r"-{3,}")  # "----" (a long dash) reads the same as "--"
-# A whitespace-separated token holding a letter or digit ("--" and "..." are not words).
-_WORD = re.compile(r"(?<!\S)[^\s\w]*\w\S*")
 
 
 def normalize_text(text: str) -> str:
@@ -46,7 +44,3 @@ def normalize_text(text: str) -> str:
     paragraphs = (_WHITESPACE.sub(" ", block).strip() for block in _BLANK_LINES.split(text))
     return "\n\n".join(p for p in paragraphs if p)
 
-
-def word_count(text: str) -> int:
-    """Words in ``text``: whitespace-separated tokens holding at least one letter or digit."""
-    return len(_WORD.findall(text))

@@ -6,13 +6,12 @@ cannot; pyphen ships its dictionaries, so the grade is computed offline and repr
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
 import pyphen
 
-_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
-_SENTENCE_END = re.compile(r"[.!?]+")
+from aitale.data.text import sentences, words
+
 _HYPHENATOR = pyphen.Pyphen(lang="en_US")
 
 
@@ -23,9 +22,8 @@ def syllables(word: str) -> int:
 
 def reading_grade(text: str) -> float:
     """US school grade needed to read ``text``: 0.39 words/sentence + 11.8 syllables/word - 15.59."""
-    words = _WORD.findall(text)
-    if not words:
+    found = words(text)
+    if not found:
         return 0.0
-    sentences = max(1, len(_SENTENCE_END.findall(text)))
-    per_word = sum(syllables(w) for w in words) / len(words)
-    return 0.39 * len(words) / sentences + 11.8 * per_word - 15.59
+    per_word = sum(syllables(w) for w in found) / len(found)
+    return 0.39 * len(found) / max(1, len(sentences(text))) + 11.8 * per_word - 15.59

@@ -7,9 +7,6 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-AGE_GROUPS = ("3-5", "6-8", "9-12")
-STYLES = ("fairy_tale", "fable", "bedtime")
-
 
 @dataclass
 class Story:
@@ -21,6 +18,7 @@ class Story:
     age_group: str
     themes: list[str]
     style: str
+    themes_source: str = "given"  # "given" (front matter), "predicted" (the theme tagger) or "none"
     tale: str = ""  # stories that tell one tale share this key and always land in one split
     augmented: bool = False
     augmentation: str | None = None  # which method made this record, when augmented

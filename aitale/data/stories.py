@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from aitale.data.normalize import normalize_text, word_count
-from aitale.data.records import AGE_GROUPS, STYLES, Story, slugify
+from aitale.data.normalize import normalize_text
+from aitale.data.records import Story, slugify
+from aitale.data.labels import AGE_GROUPS, STYLES, THEMES
+from aitale.data.text import word_count
 from aitale.errors import SourceError
 
 COLLECTION = "ai-tale"
+
+
+class FrontMatter(BaseModel):
+    """What a story file declares about itself, between its two ``---`` lines."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    title: str = Field(min_length=1, pattern=r"\S")
+    age_group: Literal[AGE_GROUPS]  # type: ignore[valid-type]
+    themes: list[Literal[THEMES]] = Field(min_length=1)  # type: ignore[valid-type]
+    style: Literal[STYLES]  # type: ignore[valid-type]
+
+    @field_validator("age_group", mode="before")
+    @classmethod
+    def _age_as_text(cls, value):  # YAML reads an unquoted 9-12 as text but would read 12 as a number
+        return str(value) if isinstance(value, int) else value
 
 
 def load_stories(folder: str | Path) -> list[Story]:
@@ -30,38 +50,23 @@ def _load_story(path: Path) -> Story:
     if len(parts) != 3:
         raise SourceError(f"{path}: expected YAML front matter between '---' lines, then the story")
     try:
-        meta = yaml.safe_load(parts[1]) or {}
+        meta = FrontMatter.model_validate(yaml.safe_load(parts[1]) or {})
     except yaml.YAMLError as err:
         raise SourceError(f"{path}: front matter is not valid YAML: {err}") from None
+    except ValidationError as err:
+        problems = "; ".join(f"'{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in err.errors())
+        raise SourceError(f"{path}: {problems}") from None
     body = normalize_text(parts[2])
-    _check(path, meta, body)
+    if word_count(body) == 0:
+        raise SourceError(f"{path}: the story is empty")
     return Story(
         id=f"{COLLECTION}/{path.stem}",
-        title=meta["title"].strip(),
+        title=meta.title.strip(),
         text=body,
         source="custom",
         collection=COLLECTION,
-        age_group=str(meta["age_group"]),
-        themes=list(meta["themes"]),
-        style=meta["style"],
-        tale=f"{COLLECTION}/{slugify(meta['title'])}",
+        age_group=meta.age_group,
+        themes=list(meta.themes),
+        style=meta.style,
+        tale=f"{COLLECTION}/{slugify(meta.title)}",
     )
-
-
-def _check(path: Path, meta: dict, body: str) -> None:
-    problems = []
-    if not isinstance(meta.get("title"), str) or not meta["title"].strip():
-        problems.append("'title' must be a non-empty string")
-    if str(meta.get("age_group")) not in AGE_GROUPS:
-        problems.append(f"'age_group' must be one of {', '.join(AGE_GROUPS)}")
-    themes = meta.get("themes")
-    if not isinstance(themes, list) or not themes or not all(isinstance(t, str) for t in themes):
-        problems.append("'themes' must be a non-empty list of words")
-    if meta.get("style") not in STYLES:
-        problems.append(f"'style' must be one of {', '.join(STYLES)}")
-    if unknown := set(meta) - {"title", "age_group", "themes", "style"}:
-        problems.append(f"unknown keys {sorted(unknown)}")
-    if word_count(body) == 0:
-        problems.append("the story is empty")
-    if problems:
-        raise SourceError(f"{path}: " + "; ".join(problems))

@@ -1,46 +1,97 @@
-"""The story-structure tokens, declared once for prepare, the tokenizer, training and generation.
+"""The story-structure and control tokens, and the labels behind them, declared once.
 
 A structured story reads::
 
     <|title|>The Lantern Fox
+    <|age:3-5|><|style:bedtime|><|theme:kindness|>
     <|beginning|>First paragraphs...
     <|middle|>...
     <|ending|>Last paragraphs...<|endoftext|>
 
-so that a prompt of ``<|title|>Some Title\\n<|beginning|>`` asks the model for a whole tale,
-and the part markers teach it where stories turn and end.
+The control line names the age group, style and themes the story was written for; a prompt
+ending in ``<|beginning|>`` asks the model for a whole tale of those, and one without the
+control line for any tale. The part markers teach it where stories turn and end. Prepare,
+the tokenizer, training, generation, export and the server all take the tokens from here.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
+
+from aitale.data.labels import AGE_GROUPS, STYLES, THEMES
+from aitale.data.text import paragraphs, sentences
 
 TITLE = "<|title|>"
 BEGINNING = "<|beginning|>"
 MIDDLE = "<|middle|>"
 ENDING = "<|ending|>"
 END_OF_TEXT = "<|endoftext|>"  # GPT-2's own end-of-text token, so pretrained models already know it
-SPECIAL_TOKENS = (TITLE, BEGINNING, MIDDLE, ENDING, END_OF_TEXT)
+PART_TOKENS = (TITLE, BEGINNING, MIDDLE, ENDING, END_OF_TEXT)
+
+
+def age_token(age_group: str) -> str:
+    return f"<|age:{age_group}|>"
+
+
+def style_token(style: str) -> str:
+    return f"<|style:{style}|>"
+
+
+def theme_token(theme: str) -> str:
+    return f"<|theme:{theme}|>"
+
+
+CONTROL_TOKENS = (*map(age_token, AGE_GROUPS), *map(style_token, STYLES), *map(theme_token, THEMES))
+SPECIAL_TOKENS = (*PART_TOKENS, *CONTROL_TOKENS)
 
 PART_SHARE = 0.2  # beginning and ending each take about a fifth of the words
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'A-Z])")
+_CONTROLS = re.compile("(?:" + "|".join(map(re.escape, CONTROL_TOKENS)) + ")+\n?")
 
 
-def prompt(title: str) -> str:
-    """The text a model continues to tell a story called ``title``."""
-    return f"{TITLE}{title}\n{BEGINNING}"
+def controls(age_group: str | None = None, style: str | None = None, themes: Iterable[str] = ()) -> str:
+    """The control line for a request (empty when nothing is asked for), themes in :data:`THEMES` order."""
+    chosen = set(themes)
+    tokens = ([age_token(age_group)] if age_group else []) + ([style_token(style)] if style else []) + [
+        theme_token(t) for t in THEMES if t in chosen]
+    return "".join(tokens) + "\n" if tokens else ""
 
 
-def structure(title: str, text: str) -> str:
+def prompt(title: str, age_group: str | None = None, style: str | None = None, themes: Iterable[str] = ()) -> str:
+    """The text a model continues to tell a story called ``title`` for the given labels (all optional)."""
+    return f"{TITLE}{title}\n{controls(age_group, style, themes)}{BEGINNING}"
+
+
+def structure(title: str, text: str, age_group: str | None = None, style: str | None = None,
+              themes: Sequence[str] = ()) -> str:
+    """The training text: the control tokens open the story and come again before its middle and ending,
+    so a training block cut from the middle of a long story still sees what the story was asked to be."""
     beginning, middle, ending = split_parts(text)
-    return f"{prompt(title)}{beginning}\n{MIDDLE}{middle}\n{ENDING}{ending}{END_OF_TEXT}"
+    again = controls(age_group, style, themes).rstrip("\n")
+    return (f"{prompt(title, age_group, style, themes)}{beginning}\n{again}{MIDDLE}{middle}\n{again}{ENDING}"
+            f"{ending}{END_OF_TEXT}")
+
+
+def strip_controls(structured: str) -> str:
+    """The same structured text without its control tokens: what an unconditioned record reads."""
+    return _CONTROLS.sub("", structured)
+
+
+def request_and_story(record: dict, drop_controls: bool = False) -> tuple[str, str]:
+    """A story record as a sequence-to-sequence pair: the request (the prompt a causal model continues:
+    title, age group, style, themes) and the story (the rest of the structured text, without end-of-text)."""
+    request = prompt(record["title"], record.get("age_group"), record.get("style"), record.get("themes") or ())
+    story = record["structured"].removeprefix(request).removesuffix(END_OF_TEXT)
+    if drop_controls:
+        request, story = strip_controls(request), strip_controls(story)
+    return request, story
 
 
 def split_parts(text: str) -> tuple[str, str, str]:
     """Beginning, middle and ending, cut at paragraph (or, for short texts, sentence) breaks."""
-    units, joiner = text.split("\n\n"), "\n\n"
+    units, joiner = paragraphs(text), "\n\n"
     if len(units) < 3:
-        units, joiner = _SENTENCE_END.split(text), " "
+        units, joiner = sentences(text), " "
     if len(units) < 3:
         return text, "", ""
     sizes = [len(unit.split()) for unit in units]

@@ -12,8 +12,8 @@ is meant to notice; it returns ``text`` unchanged when the story offers nothing 
   the two most mentioned characters (named three times or more, on both sides of the cut)
   are exchanged, or (one time in two, or when only one qualifies) the most mentioned one is
   renamed to a name new to the story.
-- ``splice_adult`` (age_appropriateness): three sentences of adult prose, written with the
-  words the content rules catch (violence, drink, vice, cursing), inserted between sentences.
+- ``splice_unsafe`` (age_appropriateness): three passages of the safety labels' test part that
+  are not fit for ages 3-5 (so never seen by the screen's classifier), inserted between sentences.
 - ``loop_paragraph`` (creativity): one paragraph repeated three to five times in place.
 """
 
@@ -26,9 +26,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from aitale.data.content_filter import ContentFilter
+from aitale.data.text import paragraphs, split_sentences
 from aitale.evaluation import narrative
-from aitale.evaluation.narrative import characters, paragraphs, split_sentences
+from aitale.evaluation.narrative import characters
 
 log = logging.getLogger(__name__)
 
@@ -119,29 +119,17 @@ def swap_names(text: str, rng: random.Random) -> str:
 
 
 # Adult-register prose: long words, long sentences, and terms of each content rule.
-ADULT_SENTENCES = (
-    "The magistrate, thoroughly drunk on smuggled brandy, described the murder with considerable relish.",
-    "Bloodstains darkened the floorboards where the butcher had dismembered the corpse before dawn.",
-    "Her husband, an adulterer of notorious reputation, frequented the brothel behind the distillery.",
-    "Intoxicated soldiers cursed the damned weather and passed the whisky between them.",
-    "The interrogators tortured the prisoner methodically until the confession was extracted.",
-    "Opium smoke drifted through the tavern while the gamblers quarrelled over tobacco and liquor.",
-    "He seduced the innkeeper's wife and strangled the witness who threatened to expose them.",
-    "The slaughter continued until the gutters of the marketplace ran with blood.",
-    "The bastard son of the ambassador was stabbed in a drunken argument over a harlot.",
-    "Investigators concluded that the beheaded victim had been murdered with a butcher's cleaver.",
-)
+def splice_unsafe(passages: Sequence[str]) -> Corruption:
+    """Three of ``passages`` inserted at random sentence boundaries."""
 
+    def corrupt(text: str, rng: random.Random) -> str:
+        pars = _paragraph_sentences(text)
+        slots = [(i, j) for i, p in enumerate(pars) for j in range(len(p) + 1)]
+        for (i, j), passage in zip(sorted(rng.choices(slots, k=3), reverse=True), rng.sample(list(passages), 3)):
+            pars[i].insert(j, passage)
+        return _join(pars)
 
-def splice_adult(text: str, rng: random.Random) -> str:
-    """Three adult-register sentences (caught by the content rules) inserted at random sentence boundaries."""
-    pars = _paragraph_sentences(text)
-    slots = [(i, j) for i, p in enumerate(pars) for j in range(len(p) + 1)]
-    inserts = rng.sample(ADULT_SENTENCES, 3)
-    chosen = sorted(rng.choices(slots, k=3), reverse=True)
-    for (i, j), sentence in zip(chosen, inserts):
-        pars[i].insert(j, sentence)
-    return _join(pars)
+    return corrupt
 
 
 def loop_paragraph(text: str, rng: random.Random) -> str:
@@ -150,23 +138,27 @@ def loop_paragraph(text: str, rng: random.Random) -> str:
     if not pars:
         return text
     i = rng.randrange(len(pars))
-    pars[i:i + 1] = [pars[i]] * rng.randint(3, 5)
+    pars[i : i + 1] = [pars[i]] * rng.randint(3, 5)
     return "\n\n".join(pars)
 
 
 # --- Validation ------------------------------------------------------------------------------
 
 
-def default_checks(rules: ContentFilter | None = None) -> dict[str, tuple[Metric, Corruption]]:
-    """Each narrative metric with the corruption it should notice (age_appropriateness only with ``rules``)."""
+def default_checks(screen=None, unsafe: Sequence[str] = ()) -> dict[str, tuple[Metric, Corruption]]:
+    """Each narrative metric with the corruption it should notice (age_appropriateness only with a ``screen``
+    and ``unsafe`` passages to splice in)."""
     checks: dict[str, tuple[Metric, Corruption]] = {
         "coherence": (narrative.coherence, shuffle_sentences),
         "arc_consistency": (narrative.arc_consistency, swap_halves),
         "character_consistency": (narrative.character_consistency, swap_names),
         "creativity": (narrative.creativity, loop_paragraph),
     }
-    if rules is not None:
-        checks["age_appropriateness"] = (lambda text: narrative.age_appropriateness(text, rules), splice_adult)
+    if screen is not None:
+        checks["age_appropriateness"] = (
+            lambda text: narrative.age_appropriateness(text, screen),
+            splice_unsafe(unsafe),
+        )
     return checks
 
 
@@ -177,11 +169,17 @@ class Check:
     excluded: int  # stories the corruption could not change
 
 
-def validation_report(texts: Sequence[str], metrics: dict[str, tuple[Metric, Corruption]] | None = None, *,
-                      rules: ContentFilter | None = None, seed: int = 0) -> dict[str, Check]:
+def validation_report(
+    texts: Sequence[str],
+    metrics: dict[str, tuple[Metric, Corruption]] | None = None,
+    *,
+    screen=None,
+    unsafe: Sequence[str] = (),
+    seed: int = 0,
+) -> dict[str, Check]:
     """For each metric: how often metric(real) > metric(corrupted), over the stories its corruption changes."""
     report = {}
-    for name, (metric, corrupt) in (metrics or default_checks(rules)).items():
+    for name, (metric, corrupt) in (metrics or default_checks(screen, unsafe)).items():
         wins = compared = excluded = 0
         for index, text in enumerate(texts):
             corrupted = corrupt(text, random.Random(f"{seed}/{name}/{index}"))
@@ -194,17 +192,27 @@ def validation_report(texts: Sequence[str], metrics: dict[str, tuple[Metric, Cor
     return report
 
 
-def validate(texts: Sequence[str], metrics: dict[str, tuple[Metric, Corruption]] | None = None, *,
-             rules: ContentFilter | None = None, seed: int = 0) -> dict[str, float]:
+def validate(
+    texts: Sequence[str],
+    metrics: dict[str, tuple[Metric, Corruption]] | None = None,
+    *,
+    screen=None,
+    unsafe: Sequence[str] = (),
+    seed: int = 0,
+) -> dict[str, float]:
     """Per metric, the fraction of stories where metric(real) > metric(corrupted with its corruption).
 
     ``metrics`` maps a name to (metric, corruption); by default every narrative metric with
     its corruption (``default_checks``). Stories a corruption cannot change are left out
     (``validation_report`` gives the counts); a metric with no story left is omitted.
     """
-    report = validation_report(texts, metrics, rules=rules, seed=seed)
+    report = validation_report(texts, metrics, screen=screen, unsafe=unsafe, seed=seed)
     for name, check in report.items():
         if check.excluded:
-            log.info("validation %s: %d of %d stories left out (nothing to corrupt)", name, check.excluded,
-                     check.excluded + check.compared)
+            log.info(
+                "validation %s: %d of %d stories left out (nothing to corrupt)",
+                name,
+                check.excluded,
+                check.excluded + check.compared,
+            )
     return {name: round(check.rate, 4) for name, check in report.items() if check.rate is not None}

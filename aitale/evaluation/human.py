@@ -14,7 +14,6 @@ a second and runs anywhere the ratings are collected.
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import random
@@ -25,8 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, create_model, field_validator
+from pydantic_core import PydanticCustomError
+
 from aitale.data.structure import prompt
 from aitale.params import GenerateParams
+from aitale.templates import render
 
 MODEL, BASELINE = "model", "baseline"
 LABELS = (MODEL, BASELINE)
@@ -72,14 +75,14 @@ def write_stories(model_dir: str | Path, titles: Sequence[str], generate: Genera
     model do not share an opening. The settings replace the model's own generation_config,
     so that both models write under the same ones.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from aitale.generation.sampling import Settings
+    from aitale.generation.writer import Writer
 
-    from aitale.generation import continue_text
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-    return [clean_story(continue_text(model, tokenizer, prompt(title), generate, seed * 1_000_003 + index))
-            for index, title in enumerate(titles)]
+    written = Writer.load(model_dir).write(
+        [prompt(title) for title in titles],
+        [Settings.from_params(generate, seed=seed * 1_000_003 + index) for index in range(len(titles))],
+    )
+    return [clean_story(w.text) for w in written]
 
 
 def clean_story(text: str) -> str:
@@ -90,12 +93,17 @@ def clean_story(text: str) -> str:
 
 def shuffle_samples(stories: dict[str, tuple[str, list[str]]], titles: Sequence[str], seed: int) -> list[Sample]:
     """Samples in a seeded random order with opaque ids; ``stories`` maps label -> (path, stories)."""
-    drafts = [(label, path, title, story)
-              for label, (path, texts) in stories.items() for title, story in zip(titles, texts, strict=True)]
+    drafts = [
+        (label, path, title, story)
+        for label, (path, texts) in stories.items()
+        for title, story in zip(titles, texts, strict=True)
+    ]
     random.Random(seed).shuffle(drafts)
     width = max(2, len(str(len(drafts))))
-    return [Sample(f"S{i:0{width}d}", title, story, label, path)
-            for i, (label, path, title, story) in enumerate(drafts, start=1)]
+    return [
+        Sample(f"S{i:0{width}d}", title, story, label, path)
+        for i, (label, path, title, story) in enumerate(drafts, start=1)
+    ]
 
 
 def sheet_csv(samples: Iterable[Sample]) -> str:
@@ -112,138 +120,32 @@ def key_json(samples: Iterable[Sample]) -> dict[str, dict[str, str]]:
 
 
 def readme(samples: Sequence[Sample], scale_min: int, scale_max: int) -> str:
-    rubric = "\n".join(f"- **{name}**: {text}" for name, text in RUBRIC.items())
-    return f"""# Story rating sheet
-
-You are helping to judge stories written for children. There are {len(samples)} short stories,
-each with an id ({samples[0].sample_id}, {samples[1].sample_id if len(samples) > 1 else '...'}, ...) and a title.
-They come in a random order, and you are not told who or what wrote each one.
-
-## What to do
-
-1. Open `sheet.html` in any web browser (it works offline; nothing is sent anywhere).
-2. Type your name (or initials) at the top.
-3. Read each story, then rate it on every criterion below, from {scale_min} (poor) to
-   {scale_max} (excellent). Whole numbers only. Judge each story on its own, as if
-   reading it to a child of 3 to 12; short stories are fine, unfinished ones count as they are.
-4. Add a comment if you wish (what worked, what did not).
-5. Press **Download ratings (CSV)** and send the downloaded file back.
-
-No browser? Fill in `sheet.csv` in a spreadsheet instead: one rating per cell in the
-criterion columns, your name in the `rater` column of every row, then save it as CSV.
-Do not change the `sample_id`, `title` or `story` columns.
-
-## Rubric ({scale_min} = poor, {scale_max} = excellent)
-
-{rubric}
-
-## For the organiser
-
-Send raters `sheet.html` (or `sheet.csv`) and this README only. `key.json` says which
-model wrote each sample: keep it back until all ratings are in, then run
-
-    python -m stages.human_eval score --ratings ratings-*.csv --key key.json --output metrics/human_eval.json
-"""
+    """The raters' instructions in Markdown: what to do, the rubric, and how the organiser scores."""
+    return render(
+        "human_eval_readme.md.j2",
+        samples=samples,
+        rubric=list(RUBRIC.items()),
+        scale_min=scale_min,
+        scale_max=scale_max,
+    )
 
 
 def sheet_html(samples: Sequence[Sample], scale_min: int, scale_max: int) -> str:
-    """A self-contained form: a number input per story and criterion, and a CSV download button."""
-    e = html.escape
-    rubric = "\n".join(f"<tr><th>{e(label(name))}</th><td>{e(text)}</td></tr>" for name, text in RUBRIC.items())
-    sections = []
-    for s in samples:
-        inputs = "\n".join(
-            f'<label>{e(label(name))} <input type="number" name="{e(s.sample_id)}.{name}" data-criterion="{name}" '
-            f'min="{scale_min}" max="{scale_max}" step="1" required inputmode="numeric"></label>'
-            for name in CRITERIA
-        )
-        sections.append(
-            f'<section class="sample" data-sample-id="{e(s.sample_id)}" data-title="{e(s.title)}">\n'
-            f"<h2>{e(s.sample_id)}: {e(s.title)}</h2>\n"
-            f'<div class="story">{e(s.story)}</div>\n'
-            f'<fieldset><legend>Ratings ({scale_min} = poor, {scale_max} = excellent)</legend>\n{inputs}\n'
-            f'<label class="comments">Comments <textarea name="{e(s.sample_id)}.comments" rows="2"></textarea></label>\n'
-            f"</fieldset>\n</section>"
-        )
-    # "<" is escaped so that no story or title text can close the script element.
-    columns = json.dumps(list(COLUMNS)).replace("<", "\\u003c")
-    criteria = json.dumps(list(CRITERIA)).replace("<", "\\u003c")
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Story rating sheet</title>
-<style>
-body {{ font-family: Georgia, serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }}
-table {{ border-collapse: collapse; }} th, td {{ text-align: left; vertical-align: top; padding: 0.2rem 0.6rem; }}
-.sample {{ border-top: 2px solid #999; margin-top: 2rem; }}
-.story {{ white-space: pre-wrap; background: #faf7f0; padding: 1rem; }}
-fieldset label {{ display: inline-block; margin: 0.3rem 1rem 0.3rem 0; font-family: sans-serif; }}
-fieldset input {{ width: 3.5rem; }} .comments {{ display: block; }} textarea {{ width: 100%; }}
-input:invalid {{ border-color: #c00; }} #status {{ font-family: sans-serif; }}
-</style>
-</head>
-<body>
-<h1>Story rating sheet</h1>
-<p>Read each story and rate it on every criterion from {scale_min} (poor) to {scale_max} (excellent),
-whole numbers only. The stories come in a random order; you are not told who or what wrote each one.
-When every story is rated, press the button at the bottom and send back the downloaded file.</p>
-<table>
-{rubric}
-</table>
-<form id="ratings" onsubmit="return false">
-<p><label>Your name <input type="text" id="rater" name="rater" required></label></p>
-{chr(10).join(sections)}
-<p><button type="button" id="download">Download ratings (CSV)</button> <span id="status"></span></p>
-</form>
-<script>
-"use strict";
-const COLUMNS = {columns};
-const CRITERIA = {criteria};
+    """A self-contained form: a number input per story and criterion, and a CSV download button.
 
-function csvCell(value) {{
-  return '"' + String(value).replace(/"/g, '""') + '"';
-}}
-
-function ratingsCsv(rows) {{
-  return [COLUMNS, ...rows].map(row => row.map(csvCell).join(",")).join("\\r\\n") + "\\r\\n";
-}}
-
-function collectRows(doc, rater) {{
-  return Array.from(doc.querySelectorAll("section.sample")).map(section => {{
-    const id = section.dataset.sampleId;
-    const field = name => section.querySelector('[name="' + id + "." + name + '"]').value.trim();
-    return [id, section.dataset.title, section.querySelector(".story").textContent,
-            ...CRITERIA.map(field), rater, field("comments")];
-  }});
-}}
-
-if (typeof document !== "undefined") {{
-  document.getElementById("download").addEventListener("click", () => {{
-    const form = document.getElementById("ratings");
-    const rater = document.getElementById("rater").value.trim().replace(/\\s+/g, " ");
-    const status = document.getElementById("status");
-    if (!rater || !form.reportValidity()) {{
-      status.textContent = "Please give your name and a whole-number rating for every story and criterion.";
-      if (!rater) document.getElementById("rater").focus();
-      return;
-    }}
-    const blob = new Blob([ratingsCsv(collectRows(document, rater))], {{type: "text/csv;charset=utf-8"}});
-    const link = document.createElement("a");
-    link.href = URL.createObjectURL(blob);
-    link.download = "ratings-" + (rater.replace(/[^A-Za-z0-9_-]+/g, "_") || "rater") + ".csv";
-    document.body.appendChild(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(link.href), 1000);
-    status.textContent = "Saved " + link.download + ": please send it back.";
-  }});
-}}
-</script>
-</body>
-</html>
-"""
+    Every text is HTML-escaped; the columns reach the script as JSON in which no text can
+    close the ``<script>`` element.
+    """
+    return render(
+        "human_eval_sheet.html.j2",
+        samples=samples,
+        scale_min=scale_min,
+        scale_max=scale_max,
+        rubric=[(label(name), text) for name, text in RUBRIC.items()],
+        criteria=[(name, label(name)) for name in CRITERIA],
+        columns=list(COLUMNS),
+        criterion_names=list(CRITERIA),
+    )
 
 
 def label(criterion: str) -> str:
@@ -260,6 +162,85 @@ class Rating:
     scores: dict[str, int]
 
 
+def _problem(text: str) -> PydanticCustomError:
+    # The text goes in as a value, not as the template: ids and titles may hold braces.
+    return PydanticCustomError("rating_row", "{problem}", {"problem": text})
+
+
+class _RatingCells(BaseModel):
+    """The cells of a rating row; :data:`RatingRow` adds one field per criterion.
+
+    Every field defaults to an empty cell and defaults are validated, so a missing cell
+    is reported in the words of an empty one. Each problem is one error, its ``msg`` the
+    text the user sees; pydantic validates every field, so a row's problems come all at once.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", validate_default=True)
+
+    sample_id: str = ""
+    title: str = ""
+    rater: str = ""
+
+    @classmethod
+    def check(
+        cls, cells: dict[str, str], key: dict[str, dict[str, str]], scale_min: int, scale_max: int
+    ) -> _RatingCells:
+        """The row ``cells`` (stripped, by column) validated against ``key`` and the scale; raises ValidationError."""
+        return cls.model_validate(cells, context={"key": key, "scale": (scale_min, scale_max)})
+
+    @field_validator("sample_id")
+    @classmethod
+    def _known(cls, sample_id: str, info: ValidationInfo) -> str:
+        if not sample_id:
+            raise _problem("missing sample_id")
+        if sample_id not in info.context["key"]:
+            raise _problem(f"unknown sample id {sample_id!r} (not in the key)")
+        return sample_id
+
+    @field_validator("title")
+    @classmethod
+    def _of_this_sheet(cls, title: str, info: ValidationInfo) -> str:
+        sample_id = info.data.get("sample_id")  # absent when the id was missing or unknown
+        expected = info.context["key"][sample_id].get("title") if sample_id else None
+        if expected is not None and title and " ".join(title.split()) != " ".join(expected.split()):
+            raise _problem(f"title {title!r} is not {sample_id}'s title {expected!r} (ratings of another sheet?)")
+        return title
+
+    @field_validator("rater")
+    @classmethod
+    def _named(cls, rater: str) -> str:
+        rater = " ".join(rater.split())
+        if not rater:
+            raise _problem("missing rater name")
+        return rater
+
+    @field_validator(*CRITERIA, mode="before", check_fields=False)
+    @classmethod
+    def _on_scale(cls, value: object, info: ValidationInfo) -> int:
+        criterion, (low, high) = info.field_name, info.context["scale"]
+        text = str(value).strip()
+        if not text:
+            raise _problem(f"missing {criterion} rating")
+        if not re.fullmatch(r"[+-]?\d+", text):
+            raise _problem(f"{criterion} rating {text!r} is not a whole number")
+        if not low <= int(text) <= high:
+            raise _problem(f"{criterion} rating {int(text)} is outside the scale {low}..{high}")
+        return int(text)
+
+    @property
+    def scores(self) -> dict[str, int]:
+        return {criterion: getattr(self, criterion) for criterion in CRITERIA}
+
+
+RatingRow = create_model(
+    "RatingRow",
+    __base__=_RatingCells,
+    __module__=__name__,
+    __doc__="One row of a ratings CSV: sample_id, title, rater and an int per criterion (see ``check``).",
+    **dict.fromkeys(CRITERIA, (int, "")),
+)
+
+
 def read_key(path: str | Path) -> dict[str, dict[str, str]]:
     path = Path(path)
     try:
@@ -268,18 +249,25 @@ def read_key(path: str | Path) -> dict[str, dict[str, str]]:
         raise RatingsError(f"{path}: key file not found") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise RatingsError(f"{path}: not a JSON key written by the sheet command: {err}") from None
-    valid = isinstance(key, dict) and key and all(
-        isinstance(entry, dict) and entry.get("label") in LABELS and isinstance(entry.get("path"), str)
-        for entry in key.values()
+    valid = (
+        isinstance(key, dict)
+        and key
+        and all(
+            isinstance(entry, dict) and entry.get("label") in LABELS and isinstance(entry.get("path"), str)
+            for entry in key.values()
+        )
     )
     if not valid:
-        raise RatingsError(f"{path}: not a key written by the sheet command "
-                           f"(expected sample id -> {{label: model|baseline, path, title}})")
+        raise RatingsError(
+            f"{path}: not a key written by the sheet command "
+            f"(expected sample id -> {{label: model|baseline, path, title}})"
+        )
     return key
 
 
-def read_ratings(paths: Sequence[str | Path], key: dict[str, dict[str, str]], scale_min: int,
-                 scale_max: int) -> list[Rating]:
+def read_ratings(
+    paths: Sequence[str | Path], key: dict[str, dict[str, str]], scale_min: int, scale_max: int
+) -> list[Rating]:
     """Every rating row of ``paths``, validated; raises :class:`RatingsError` listing each bad row.
 
     Rows are numbered as a spreadsheet shows them: the header is row 1. Fully blank rows
@@ -308,8 +296,10 @@ def read_ratings(paths: Sequence[str | Path], key: dict[str, dict[str, str]], sc
         header = [cell.strip() for cell in rows[0]]
         missing = [column for column in REQUIRED_COLUMNS if column not in header]
         if missing:
-            problems.append(f"{path}: row 1: missing column(s) {', '.join(missing)} "
-                            f"(expected the columns of sheet.csv: {','.join(COLUMNS)})")
+            problems.append(
+                f"{path}: row 1: missing column(s) {', '.join(missing)} "
+                f"(expected the columns of sheet.csv: {','.join(COLUMNS)})"
+            )
             continue
         for number, cells in enumerate(rows[1:], start=2):
             if not any(cell.strip() for cell in cells):
@@ -319,10 +309,12 @@ def read_ratings(paths: Sequence[str | Path], key: dict[str, dict[str, str]], sc
                 problems.append(f"{where}: {len(cells)} cells but only {len(header)} columns")
                 continue
             row = dict(zip(header, (cell.strip() for cell in cells)))
-            rating, row_problems = _check_row(row, key, scale_min, scale_max)
-            problems += [f"{where}: {problem}" for problem in row_problems]
-            if rating is None:
+            try:
+                checked = RatingRow.check(row, key, scale_min, scale_max)
+            except ValidationError as err:
+                problems += [f"{where}: {error['msg']}" for error in err.errors()]
                 continue
+            rating = Rating(checked.sample_id, checked.rater, checked.scores)
             first = seen.setdefault((rating.rater, rating.sample_id), where)
             if first != where:
                 problems.append(f"{where}: duplicate: {rating.rater!r} already rated {rating.sample_id} ({first})")
@@ -338,37 +330,9 @@ def read_ratings(paths: Sequence[str | Path], key: dict[str, dict[str, str]], sc
     return ratings
 
 
-def _check_row(row: dict[str, str], key: dict[str, dict[str, str]], scale_min: int,
-               scale_max: int) -> tuple[Rating | None, list[str]]:
-    problems = []
-    sample_id = row.get("sample_id", "")
-    if not sample_id:
-        problems.append("missing sample_id")
-    elif sample_id not in key:
-        problems.append(f"unknown sample id {sample_id!r} (not in the key)")
-    else:
-        expected, title = key[sample_id].get("title"), row.get("title", "")
-        if expected is not None and title and " ".join(title.split()) != " ".join(expected.split()):
-            problems.append(f"title {title!r} is not {sample_id}'s title {expected!r} (ratings of another sheet?)")
-    rater = " ".join(row.get("rater", "").split())
-    if not rater:
-        problems.append("missing rater name")
-    scores = {}
-    for criterion in CRITERIA:
-        value = row.get(criterion, "")
-        if not value:
-            problems.append(f"missing {criterion} rating")
-        elif not re.fullmatch(r"[+-]?\d+", value):
-            problems.append(f"{criterion} rating {value!r} is not a whole number")
-        elif not scale_min <= int(value) <= scale_max:
-            problems.append(f"{criterion} rating {int(value)} is outside the scale {scale_min}..{scale_max}")
-        else:
-            scores[criterion] = int(value)
-    return (None if problems else Rating(sample_id, rater, scores)), problems
-
-
-def summarise(ratings: Sequence[Rating], key: dict[str, dict[str, str]], scale_min: int,
-              scale_max: int) -> dict[str, Any]:
+def summarise(
+    ratings: Sequence[Rating], key: dict[str, dict[str, str]], scale_min: int, scale_max: int
+) -> dict[str, Any]:
     """Per model and criterion: mean, sample std (n - 1; null below 2 ratings) and n; raters."""
     models: dict[str, Any] = {}
     for name in LABELS:
@@ -400,5 +364,4 @@ def _stats(values: list[int]) -> dict[str, float | int | None]:
     if not values:
         return {"mean": None, "std": None, "n": 0}
     std = statistics.stdev(values) if len(values) > 1 else None
-    return {"mean": round(statistics.fmean(values), 4), "std": None if std is None else round(std, 4),
-            "n": len(values)}
+    return {"mean": round(statistics.fmean(values), 4), "std": None if std is None else round(std, 4), "n": len(values)}

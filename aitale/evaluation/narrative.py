@@ -60,11 +60,11 @@ character_consistency
     like another character's. A story without a named character scores 0.5.
 
 age_appropriateness
-    How suitable the text is for young readers, in (0, 1]: a reading-grade score
+    How suitable the text is for young readers, in [0, 1]: a reading-grade score
     1 / (1 + exp((grade - 6) / 2)) of the Flesch-Kincaid grade (``reading_grade``; 0.5 at
-    grade 6) times a content score exp(-sum of rate / (ceiling + 1) over the content rules
-    of the prepare stage, ``prepare.filter``), where rate is a rule's matches per 1,000
-    words and ceiling its ``max_per_1k_words``. An easier text and fewer matches both raise it.
+    grade 6) times a content score, 1 - the content screen's mean passage score for ages 3-5
+    (``aitale.safety``: each passage's highest category score, 1 where a rule hits it). An
+    easier text and gentler content both raise it.
 
 creativity
     Varied rather than repetitive language, in [0, 1]: the mean of distinct-1, -2 and -3
@@ -87,53 +87,20 @@ from functools import cache, lru_cache
 
 import numpy as np
 
-from aitale.data.content_filter import ContentFilter
-from aitale.data.normalize import word_count
 from aitale.data.readability import reading_grade
+from aitale.data.text import WORD, paragraphs, sentences, split_sentences
 
 # --- Text -----------------------------------------------------------------------------------
-
-_TOKEN = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
-# A sentence ends at . ! or ? (and any closing quotes or brackets) before a capital, a digit or an opening quote.
-_SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?=\s+[\"'(\[]*[A-Z0-9])")
-_ABBREVIATIONS = frozenset({"mr", "mrs", "dr", "st", "mt", "messrs", "no"})
-
-
-def paragraphs(text: str) -> list[str]:
-    return [p.strip() for p in text.split("\n\n") if p.strip()]
-
-
-def split_sentences(paragraph: str) -> list[str]:
-    """The sentences of one paragraph (a quotation of several sentences is split too)."""
-    found, start = [], 0
-    for match in _SENTENCE_END.finditer(paragraph):
-        if paragraph[match.start()] == "." and match.end() == match.start() + 1:
-            before = _TOKEN.findall(paragraph[max(start, match.start() - 12):match.start()])
-            if before and before[-1].lower() in _ABBREVIATIONS:
-                continue
-        found.append(paragraph[start:match.end()].strip())
-        start = match.end()
-    if paragraph[start:].strip():
-        found.append(paragraph[start:].strip())
-    return found
-
-
-@lru_cache(maxsize=1024)
-def _sentences(text: str) -> tuple[str, ...]:
-    return tuple(s for p in paragraphs(text) for s in split_sentences(p))
-
-
-def sentences(text: str) -> list[str]:
-    return list(_sentences(text))
 
 
 @lru_cache(maxsize=1024)
 def _words(text: str) -> tuple[str, ...]:
     """Lower-cased word tokens."""
-    return tuple(w.lower() for w in _TOKEN.findall(text))
+    return tuple(w.lower() for w in WORD.findall(text))
 
 
-_STOPWORDS = frozenset("""
+_STOPWORDS = frozenset(
+    """
 a an the and or but if then so as of at by for from in into on onto to with without upon about above after again
 against all am are was were be been being is it its itself i me my myself we our ours us you your yours he him his
 himself she her hers herself they them their theirs themselves this that these those there here what which who whom
@@ -141,7 +108,8 @@ whose when where why how not no nor only own same than too very can will would s
 does did done doing have has had having just now up down out off over under once more most other some such any each
 few both said say says saying one two also ever even yet still let o oh ah well thus thee thou thy thine ye unto hath
 doth
-""".split())
+""".split()
+)
 
 
 @lru_cache(maxsize=200_000)
@@ -156,16 +124,36 @@ def _stem(word: str) -> str:
 
 # Pronouns stand for the entity they refer to: "she" in two sentences is a shared entity.
 _PRONOUN_CLASS = {
-    "he": "@he", "him": "@he", "his": "@he", "himself": "@he",
-    "she": "@she", "her": "@she", "hers": "@she", "herself": "@she",
-    "they": "@they", "them": "@they", "their": "@they", "themselves": "@they",
-    "it": "@it", "its": "@it", "i": "@i", "me": "@i", "my": "@i", "myself": "@i",
-    "you": "@you", "your": "@you", "yours": "@you", "we": "@we", "us": "@we", "our": "@we",
+    "he": "@he",
+    "him": "@he",
+    "his": "@he",
+    "himself": "@he",
+    "she": "@she",
+    "her": "@she",
+    "hers": "@she",
+    "herself": "@she",
+    "they": "@they",
+    "them": "@they",
+    "their": "@they",
+    "themselves": "@they",
+    "it": "@it",
+    "its": "@it",
+    "i": "@i",
+    "me": "@i",
+    "my": "@i",
+    "myself": "@i",
+    "you": "@you",
+    "your": "@you",
+    "yours": "@you",
+    "we": "@we",
+    "us": "@we",
+    "our": "@we",
 }
 # A first word that continues something said before: a story does not open with it.
 _ANAPHORIC_START = frozenset(
     "he she they his her its their him them this these those then so but and again thus therefore still yet also "
-    "however afterwards meanwhile".split())
+    "however afterwards meanwhile".split()
+)
 # A first sentence that introduces: an indefinite article, "there was", "once", a number.
 _INTRODUCES = re.compile(r"\b(?:a|an|once|there (?:was|were|lived|is|are|once)|one|two|three|some|long ago)\b", re.I)
 _QUOTE = re.compile(r"\"|(?<![A-Za-z])'(?=[A-Za-z])|(?<=[.,!?;:\-])'(?![A-Za-z])")
@@ -173,7 +161,7 @@ _QUOTE = re.compile(r"\"|(?<![A-Za-z])'(?=[A-Za-z])|(?<=[.,!?;:\-])'(?![A-Za-z])
 
 def coherence(text: str) -> float:
     """Narrative coherence in [0, 1] (see the module docstring)."""
-    sents = _sentences(text)
+    sents = sentences(text)
     if not sents:
         return 0.0
     parts = (3.0 * _cohesion(sents), 0.5 * _given_before_new(text), 1.0 * _opening(sents[0]), 1.0 * _dialogue(text))
@@ -182,7 +170,7 @@ def coherence(text: str) -> float:
 
 def _units(sentence: str) -> set[str]:
     units = set()
-    for word in (w.lower() for w in _TOKEN.findall(sentence)):
+    for word in (w.lower() for w in WORD.findall(sentence)):
         if word in _PRONOUN_CLASS:
             units.add(_PRONOUN_CLASS[word])
         elif word not in _STOPWORDS and len(word) > 1:
@@ -257,7 +245,8 @@ def _dialogue(text: str) -> float:
 
 _NEGATIONS = frozenset(
     "not no never nor none nobody nothing neither without cannot can't don't didn't won't wouldn't couldn't isn't "
-    "wasn't weren't shouldn't hasn't haven't hadn't doesn't ain't".split())
+    "wasn't weren't shouldn't hasn't haven't hadn't doesn't ain't".split()
+)
 _NEGATION_SCALE = -0.74  # VADER's N_SCALAR
 _VALENCE_MAX = 4.0  # VADER valences are in [-4, 4]
 
@@ -278,7 +267,7 @@ def _valences(text: str) -> np.ndarray:
     for i, word in enumerate(words):
         value = lexicon.get(word)
         if value:
-            if any(w in _NEGATIONS for w in words[max(0, i - 3):i]):
+            if any(w in _NEGATIONS for w in words[max(0, i - 3) : i]):
                 value *= _NEGATION_SCALE
             values[i] = value / _VALENCE_MAX
     values.setflags(write=False)
@@ -295,10 +284,12 @@ def sentiment_arc(text: str, segments: int = 10) -> list[float]:
 # Words of a settled world, the equilibrium a fairy tale opens on before the trouble: the storytelling
 # formulas of a world at rest ("once upon a time", "long ago", "there lived", "used to", "every day", "for
 # years") and words of contentment and safety ("happy", "peace", "safe", "home", "together").
-_SETTLED = frozenset("""
+_SETTLED = frozenset(
+    """
 once upon ago lived live lives dwelt reigned happily happy happiness ever peace peaceful peacefully content
 contented safe safely home rest married wedding joy rejoiced together always years used every
-""".split())
+""".split()
+)
 _ARC_MIDDLE = (0.3, 0.7)  # the middle of the story, where the trouble is, as shares of its words
 _ARC_ENDING = 0.15  # the ending: the last 15% of the words
 _ARC_OPENING = 0.10  # the opening: the first 10% of the words
@@ -309,11 +300,15 @@ _VALENCE_WEIGHT = 0.5  # of the valence arc, against 1 each for the opening and 
 # present-tense ending lacks): a handful of common irregular verbs and regular -ed forms.
 _OPENING_FORMULA = re.compile(
     r"\b(?:once|long ago|long before|a certain|there (?:was|were|lived|dwelt|stood|reigned)|"
-    r"(?:lived|dwelt|reigned) (?:a|an|once)|in (?:olden|old|former) (?:days|times))\b", re.I)
+    r"(?:lived|dwelt|reigned) (?:a|an|once)|in (?:olden|old|former) (?:days|times))\b",
+    re.I,
+)
 _CLOSING_FORMULA = re.compile(
     r"\b(?:ever after|happily|to this (?:very )?day|at this (?:very )?day|ever since|from that (?:day|time|hour)|"
     r"after that|all (?:their|his|her) (?:lives|life|days)|(?:for|in) (?:many|all the) years|never again|"
-    r"no (?:longer|more)|once more|for ever|forever|the end|till|until|lived|married|reigned|asleep)\b", re.I)
+    r"no (?:longer|more)|once more|for ever|forever|the end|till|until|lived|married|reigned|asleep)\b",
+    re.I,
+)
 _PAST = frozenset("was were had did said went came saw took made got gave told thought knew found ran".split())
 _OPENING_WORDS = frozenset(("a", "an", "once", "there", "long"))
 _THIRD_PERSON = frozenset("he she they him her them his its their it".split())
@@ -324,7 +319,7 @@ def arc_consistency(text: str) -> float:
 
     See the module docstring: (opening + closing + 0.5 * valence arc) / 2.5.
     """
-    sents = _sentences(text)
+    sents = sentences(text)
     if len(sents) < 2:
         return 0.0
     counts = Counter(_stem(w) for w in _words(text))
@@ -335,7 +330,7 @@ def arc_consistency(text: str) -> float:
 
 def _rank(values: list[float], i: int) -> float:
     """Where ``values[i]`` stands among the others, in [-1, 1] (1: above all of them; ties count half)."""
-    others = values[:i] + values[i + 1:]
+    others = values[:i] + values[i + 1 :]
     below = sum(v < values[i] for v in others) + 0.5 * sum(v == values[i] for v in others)
     return 2 * below / len(others) - 1
 
@@ -347,24 +342,31 @@ def _opening_cues(sentence: str, counts: Counter[str]) -> float:
         return 0
     quoted = _QUOTE.search(sentence)
     introduces_main = any(words[i - 1] in ("a", "an") and counts[_stem(words[i])] >= 3 for i in range(1, len(words)))
-    return 2 * _opening(sentence) + sum((  # 2 * _opening: does not go on from before, and introduces
-        bool(_OPENING_FORMULA.search(sentence)),
-        not quoted,  # narration, not dialogue
-        words[0] in _OPENING_WORDS,
-        introduces_main,  # "a X" for an X the story keeps returning to
-        not _THIRD_PERSON.intersection(words[:6]),  # nobody yet to refer back to
-    ))
+    return (
+        2 * _opening(sentence)
+        + sum(
+            (  # 2 * _opening: does not go on from before, and introduces
+                bool(_OPENING_FORMULA.search(sentence)),
+                not quoted,  # narration, not dialogue
+                words[0] in _OPENING_WORDS,
+                introduces_main,  # "a X" for an X the story keeps returning to
+                not _THIRD_PERSON.intersection(words[:6]),  # nobody yet to refer back to
+            )
+        )
+    )
 
 
 def _closing_cues(sentence: str) -> int:
     """How many marks of a tale's last sentence this one has (0-3)."""
     words = _words(sentence)
     past = any(w in _PAST or (w.endswith("ed") and len(w) > 4) for w in words)
-    return sum((
-        bool(_CLOSING_FORMULA.search(sentence)),
-        bool(words) and not past and not _QUOTE.search(sentence),  # a moral, or a present-tense ending
-        sentence.rstrip("\"') ").endswith((".", "!")),  # not a question, colon or dash that leads on
-    ))
+    return sum(
+        (
+            bool(_CLOSING_FORMULA.search(sentence)),
+            bool(words) and not past and not _QUOTE.search(sentence),  # a moral, or a present-tense ending
+            sentence.rstrip("\"') ").endswith((".", "!")),  # not a question, colon or dash that leads on
+        )
+    )
 
 
 def _valence_arc(text: str) -> float:
@@ -376,34 +378,36 @@ def _valence_arc(text: str) -> float:
         return 0.0
     low, high = int(n * _ARC_MIDDLE[0]), max(int(n * _ARC_MIDDLE[1]), int(n * _ARC_MIDDLE[0]) + 1)
     middle = values[low:high]
-    ending = values[min(n - 1, int(n * (1 - _ARC_ENDING))):]
+    ending = values[min(n - 1, int(n * (1 - _ARC_ENDING))) :]
     resolution = (ending.mean() - middle.mean()) / scale
-    closing = values[n - _closing_words(text, len(ending)):]
+    closing = values[n - _closing_words(text, len(ending)) :]
     payoff = (np.abs(closing).mean() - np.abs(middle).mean()) / scale
     settled = np.fromiter((w in _SETTLED for w in _words(text)), dtype=float, count=n)
-    opening = (settled[:max(1, int(n * _ARC_OPENING))].mean() - settled[low:high].mean()) / _SETTLED_SCALE
+    opening = (settled[: max(1, int(n * _ARC_OPENING))].mean() - settled[low:high].mean()) / _SETTLED_SCALE
     parts = math.tanh(resolution) + math.tanh(payoff) + 2 * math.tanh(opening)
     return float(math.tanh(parts / 2))
 
 
 def _closing_words(text: str, fallback: int) -> int:
     """Words in the story's last two sentences (``fallback`` when it has fewer than three)."""
-    sents = _sentences(text)
+    sents = sentences(text)
     if len(sents) < 3:
         return fallback
-    return max(1, len(_TOKEN.findall(sents[-2])) + len(_TOKEN.findall(sents[-1])))
+    return max(1, len(WORD.findall(sents[-2])) + len(WORD.findall(sents[-1])))
 
 
 # --- Characters -----------------------------------------------------------------------------
 
 # Capitalised words that are not names: function words, interjections, calendar words, forms of address.
-_NOT_NAMES = frozenset("""
+_NOT_NAMES = frozenset(
+    """
 I The A An And But Then So He She It They We You His Her Its Their Our Your My This That These Those There When What
 Where Why How Who Whom Which If Now Oh O Ah Alas Yes No Not Once One Two Three Four Five Mr Mrs Miss Sir Madam Mister
 St God Heaven Heavens Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April May June
 July August September October November December Christmas Well Pray Do Let Come Go See Look Here Nay Ay Hie Good
 Thank Please Dear Hush Hurrah Hello Goodbye Ha Ho Oho Aha Hm Hmm Mamma Papa Mother Father Sister Brother Granny
-""".split())
+""".split()
+)
 _MALE = frozenset({"he", "him", "his", "himself"})
 _FEMALE = frozenset({"she", "her", "hers", "herself"})
 
@@ -438,12 +442,12 @@ def _quoted_tokens(text: str) -> tuple[list[tuple[str, ...]], list[tuple[bool, .
         for sentence in split_sentences(paragraph):
             marks = [(m.start(), m.group(0)) for m in _QUOTE.finditer(sentence)]
             if not marks:
-                words = tuple(_strip_possessive(w) for w in _TOKEN.findall(sentence))
+                words = tuple(_strip_possessive(w) for w in WORD.findall(sentence))
                 tokens.append(words)
                 quoted.append((inside['"'] or inside["'"],) * len(words))
                 continue
             words, flags, k = [], [], 0
-            for match in _TOKEN.finditer(sentence):
+            for match in WORD.finditer(sentence):
                 while k < len(marks) and marks[k][0] < match.start():
                     _toggle(inside, sentence, *marks[k])
                     k += 1
@@ -477,9 +481,11 @@ def characters(text: str) -> Characters:
                 lower[word.lower()] += 1
             elif j > 0 and not (word.isupper() and len(word) > 1):
                 capitalised[word] += 1
-    names = frozenset(w for w, k in capitalised.items()
-                      if k > lower[w.lower()] and len(w) > 1 and w not in _NOT_NAMES
-                      and w.split("'")[0] not in _NOT_NAMES)
+    names = frozenset(
+        w
+        for w, k in capitalised.items()
+        if k > lower[w.lower()] and len(w) > 1 and w not in _NOT_NAMES and w.split("'")[0] not in _NOT_NAMES
+    )
     mentions = []
     for i, sentence in enumerate(tokens):
         j = 0
@@ -534,8 +540,11 @@ def _gender_agreement(cast: Characters) -> float:
         narrated = [m for m in found if not cast.quoted[i][m.token]]
         if len({m.name for m in found}) != 1 or not narrated:
             continue
-        following = [w.lower() for w, q in zip(cast.tokens[i][narrated[0].token + 1:],
-                                                 cast.quoted[i][narrated[0].token + 1:]) if not q]
+        following = [
+            w.lower()
+            for w, q in zip(cast.tokens[i][narrated[0].token + 1 :], cast.quoted[i][narrated[0].token + 1 :])
+            if not q
+        ]
         if i + 1 < len(cast.tokens) and i + 1 not in by_sentence:
             following += [w.lower() for w, q in zip(cast.tokens[i + 1], cast.quoted[i + 1]) if not q]
         male = any(w in _MALE for w in following)
@@ -558,17 +567,17 @@ def _identity(cast: Characters, window: int = 3) -> float:
         start = m.token
         while start > 0 and sentence[start - 1] in cast.names:
             start -= 1
-        found = [f"title:{w}" for w in sentence[start:m.token]]
+        found = [f"title:{w}" for w in sentence[start : m.token]]
         if start > 0:
             found.append(f"before:{sentence[start - 1].lower()}")
         if m.token + 1 < len(sentence):
             found.append(f"after:{sentence[m.token + 1].lower()}")
-        for word in sentence[m.token + 1:m.token + 9]:
+        for word in sentence[m.token + 1 : m.token + 9]:
             lowered = word.lower()
             if lowered in _MALE or lowered in _FEMALE:
                 found.append("gender:" + ("he" if lowered in _MALE else "she"))
                 break
-        for word in sentence[max(0, start - window):start] + sentence[m.token + 1:m.token + 1 + window]:
+        for word in sentence[max(0, start - window) : start] + sentence[m.token + 1 : m.token + 1 + window]:
             lowered = word.lower()
             if lowered not in _STOPWORDS and word not in cast.names and len(lowered) > 2:
                 found.append(f"word:{_stem(lowered)}")
@@ -601,15 +610,10 @@ _GRADE_MIDPOINT = 6.0  # reading grade scoring 0.5
 _GRADE_SCALE = 2.0
 
 
-def age_appropriateness(text: str, rules: ContentFilter) -> float:
-    """Reading-grade score times content-rule score, in (0, 1] (see the module docstring)."""
+def age_appropriateness(text: str, screen, age_group: str = "3-5") -> float:
+    """Reading-grade score times the content screen's score, in [0, 1] (see the module docstring)."""
     grade_score = 1.0 / (1.0 + math.exp((reading_grade(text) - _GRADE_MIDPOINT) / _GRADE_SCALE))
-    words = max(word_count(text), 1)
-    penalty = 0.0
-    for name, counts in rules.matches(text).items():
-        rate = 1000 * sum(counts.values()) / words
-        penalty += rate / (rules.rules[name].max_per_1k_words + 1)
-    return grade_score * math.exp(-penalty)
+    return grade_score * (1.0 - screen.judge(text, age_group).mean_score)
 
 
 # --- Creativity and diversity ---------------------------------------------------------------
@@ -619,7 +623,7 @@ _REPEAT_NGRAM = 4  # seq-rep-4 (Welleck et al., 2019)
 
 
 def _ngrams(words: Sequence[str], n: int) -> list[tuple[str, ...]]:
-    return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
 
 
 def distinct_n(text: str, n: int) -> float:
@@ -653,7 +657,7 @@ def _ngram_ids(ids: np.ndarray, n: int) -> np.ndarray:
     """One integer per n-gram: equal n-grams get equal numbers."""
     grams = ids[: len(ids) - n + 1].copy()
     for k in range(1, n):  # renumbered after each step so that the numbers stay small
-        pairs = grams * (int(ids.max()) + 1) + ids[k: len(ids) - n + 1 + k]
+        pairs = grams * (int(ids.max()) + 1) + ids[k : len(ids) - n + 1 + k]
         grams = np.unique(pairs, return_inverse=True)[1]
     return grams
 
@@ -717,8 +721,11 @@ def self_bleu(texts: Sequence[str]) -> float:
         first = np.r_[True, gram_of[ranked][1:] != gram_of[ranked][:-1]]
         top_rows = ranked[first]
         second_rows = ranked[1:][~first[1:]]  # includes third and later; keep the first per n-gram
-        second_rows = second_rows[np.r_[True, gram_of[second_rows][1:] != gram_of[second_rows][:-1]]] \
-            if second_rows.size else second_rows
+        second_rows = (
+            second_rows[np.r_[True, gram_of[second_rows][1:] != gram_of[second_rows][:-1]]]
+            if second_rows.size
+            else second_rows
+        )
         size = int(gram_of.max()) + 1
         top_count, top_text, second = np.zeros(size, np.int64), np.full(size, -1), np.zeros(size, np.int64)
         top_count[gram_of[top_rows]] = counts[top_rows]
@@ -730,8 +737,16 @@ def self_bleu(texts: Sequence[str]) -> float:
         np.add.at(total[:, order - 1], text_of, counts)
     scores = []
     for index, length in enumerate(lengths):
-        others = lengths[:index] + lengths[index + 1:]
+        others = lengths[:index] + lengths[index + 1 :]
         ref_len = min(others, key=lambda r: (abs(r - length), r))
-        scores.append(BLEU.compute_bleu(correct[index].astype(int).tolist(), total[index].astype(int).tolist(),
-                                        length, ref_len, smooth_method="exp", effective_order=True).score)
+        scores.append(
+            BLEU.compute_bleu(
+                correct[index].astype(int).tolist(),
+                total[index].astype(int).tolist(),
+                length,
+                ref_len,
+                smooth_method="exp",
+                effective_order=True,
+            ).score
+        )
     return float(np.mean(scores))

@@ -27,7 +27,7 @@ class Score:
     tokens: int = 0
     bytes: int = 0
 
-    def __add__(self, other: "Score") -> "Score":
+    def __add__(self, other: Score) -> Score:
         return Score(self.nll + other.nll, self.tokens + other.tokens, self.bytes + other.bytes)
 
     @property
@@ -59,8 +59,9 @@ def score_ids(ids: list[int], logits_fn: LogitsFn, context: int, stride: int) ->
     return nll, scored
 
 
-def score_texts(texts: Iterable[str], encode: Callable[[str], list[int]], logits_fn: LogitsFn,
-                context: int, stride: int) -> Score:
+def score_texts(
+    texts: Iterable[str], encode: Callable[[str], list[int]], logits_fn: LogitsFn, context: int, stride: int
+) -> Score:
     """Total score over ``texts``; each text is scored on its own (no cross-story context)."""
     total = Score()
     for text in texts:
@@ -72,3 +73,21 @@ def score_texts(texts: Iterable[str], encode: Callable[[str], list[int]], logits
 def torch_logits(model: torch.nn.Module) -> LogitsFn:
     model.eval()
     return lambda ids: model(input_ids=ids.to(model.device)).logits.cpu()
+
+
+@torch.no_grad()
+def score_stories(model: torch.nn.Module, tokenizer, records: Iterable[dict]) -> Score:
+    """A sequence-to-sequence model's score of each record's story given its request (as the model trains,
+    :func:`~aitale.data.structure.request_and_story`): bits per byte of the target alone."""
+    from aitale.data.structure import request_and_story
+
+    model.eval()
+    total = Score()
+    for record in records:
+        request, story = request_and_story(record)
+        ids = torch.tensor([tokenizer(request, add_special_tokens=False).input_ids])
+        labels = tokenizer(story, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+        labels = torch.tensor([labels[: model.config.n_positions]])
+        loss = model(input_ids=ids.to(model.device), labels=labels.to(model.device)).loss.item()
+        total += Score(loss * labels.shape[1], labels.shape[1], len(story.encode("utf-8")))
+    return total

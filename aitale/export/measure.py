@@ -19,8 +19,9 @@ import torch
 from transformers import DynamicCache, PreTrainedModel
 
 from aitale.evaluation.perplexity import score_texts
-from aitale.export.runtime import Decoder, full_inputs, generate
-from aitale.params import GenerateParams
+from aitale.generation.batch import generate_one
+from aitale.generation.decoders import Decoder, full_inputs
+from aitale.generation.sampling import Settings
 
 WARMUP_STEPS = 2  # untimed steps after the prefill: first-call allocations and kernel selection
 CORES = torch.get_num_threads()  # torch's default: one thread per core this process may use
@@ -59,8 +60,9 @@ class TorchRunner(Runner):
         self.use_threads()
         ids = torch.from_numpy(ids)
         self.mask = torch.ones_like(ids)
-        out = self.model(input_ids=ids, attention_mask=self.mask, cache=DynamicCache(config=self.model.config),
-                         use_cache=True)
+        out = self.model(
+            input_ids=ids, attention_mask=self.mask, cache=DynamicCache(config=self.model.config), use_cache=True
+        )
         self.cache = out.cache
         return out.logits[:, -1].numpy()
 
@@ -68,8 +70,9 @@ class TorchRunner(Runner):
     def next(self, tokens: np.ndarray) -> np.ndarray:
         self.use_threads()
         self.mask = torch.cat([self.mask, torch.ones(self.mask.shape[0], 1, dtype=self.mask.dtype)], dim=1)
-        out = self.model(input_ids=torch.from_numpy(tokens[:, None]), attention_mask=self.mask, cache=self.cache,
-                         use_cache=True)
+        out = self.model(
+            input_ids=torch.from_numpy(tokens[:, None]), attention_mask=self.mask, cache=self.cache, use_cache=True
+        )
         self.cache = out.cache
         return out.logits[:, -1].numpy()
 
@@ -91,9 +94,12 @@ class DecoderRunner(Runner):
         self.use_threads()
         batch = tokens.shape[0]
         self.length += 1
-        logits, self.cache = self.decoder.step(tokens[:, None].astype(np.int64),
-                                               np.ones((batch, self.length), dtype=np.int64),
-                                               np.full((batch, 1), self.length - 1, dtype=np.int64), self.cache)
+        logits, self.cache = self.decoder.step(
+            tokens[:, None].astype(np.int64),
+            np.ones((batch, self.length), dtype=np.int64),
+            np.full((batch, 1), self.length - 1, dtype=np.int64),
+            self.cache,
+        )
         return logits[:, -1]
 
 
@@ -112,15 +118,19 @@ class Timing:
 
     def best(self, variant: str) -> tuple[float, int]:
         """The variant's ms per step at its faster thread count, and that count (names ``variant@threads``)."""
-        return min((self.ms_per_step(name), int(name.rsplit("@", 1)[1]))
-                   for name in self.step_seconds if name.rsplit("@", 1)[0] == variant)
+        return min(
+            (self.ms_per_step(name), int(name.rsplit("@", 1)[1]))
+            for name in self.step_seconds
+            if name.rsplit("@", 1)[0] == variant
+        )
 
     def variants(self) -> list[str]:
         return sorted({name.rsplit("@", 1)[0] for name in self.step_seconds})
 
 
-def time_decoding(runners: dict[str, Runner], prefill: int, steps: int, batch: int, vocab: int,
-                  seed: int = 0) -> Timing:
+def time_decoding(
+    runners: dict[str, Runner], prefill: int, steps: int, batch: int, vocab: int, seed: int = 0
+) -> Timing:
     """Prefill ``prefill`` random tokens, then time ``steps`` greedy steps of every runner, interleaved."""
     ids = np.random.default_rng(seed).integers(0, vocab, size=(batch, prefill), dtype=np.int64)
     tokens = {name: runner.start(ids).argmax(-1) for name, runner in runners.items()}
@@ -138,8 +148,9 @@ def time_decoding(runners: dict[str, Runner], prefill: int, steps: int, batch: i
     return Timing(prefill, seconds)
 
 
-def time_by_threads(runners: dict[int, dict[str, Runner]], prefill: int, steps: int, batch: int, vocab: int,
-                    repeats: int = 1) -> Timing:
+def time_by_threads(
+    runners: dict[int, dict[str, Runner]], prefill: int, steps: int, batch: int, vocab: int, repeats: int = 1
+) -> Timing:
     """:func:`time_decoding` of each thread count's runners in turn, ``repeats`` rounds, pooled.
 
     Variants are interleaved only with others at the same thread count: switching torch's
@@ -172,8 +183,9 @@ def usable_prefill(context: int, n_positions: int, steps: int) -> int:
 
 
 @torch.no_grad()
-def logit_parity(model: PreTrainedModel, decoder: Decoder, seed: int = 0, batch: int = 2, first: int = 12,
-                 then: int = 3) -> dict[str, float]:
+def logit_parity(
+    model: PreTrainedModel, decoder: Decoder, seed: int = 0, batch: int = 2, first: int = 12, then: int = 3
+) -> dict[str, float]:
     """Max |logit difference| against transformers: from an empty cache, and a step on the cache."""
     generator = torch.Generator().manual_seed(seed)
     vocab = model.config.vocab_size
@@ -192,37 +204,80 @@ def logit_parity(model: PreTrainedModel, decoder: Decoder, seed: int = 0, batch:
 
 
 @torch.no_grad()
-def greedy_reference(model: PreTrainedModel, prompts: Sequence[list[int]], params: GenerateParams) -> list[list[int]]:
+def seq2seq_parity(
+    model: PreTrainedModel,
+    decoder: Decoder,
+    seed: int = 0,
+    batch: int = 2,
+    source: int = 9,
+    first: int = 6,
+    then: int = 3,
+) -> dict[str, float]:
+    """Max |logit difference| of a T5 decoder against transformers: the first step (encoding a request with
+    padding in one row), and steps on its cache (fed with transformers' own next ids)."""
+    generator = torch.Generator().manual_seed(seed)
+    vocab = model.config.vocab_size
+    ids = torch.randint(0, vocab, (batch, source), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[-1, source // 2 :] = 0
+    targets = torch.randint(0, vocab, (batch, first + then), generator=generator)
+    targets[:, 0] = model.config.decoder_start_token_id
+    reference = model(input_ids=ids, attention_mask=mask, decoder_input_ids=targets).logits.numpy()
+    logits, cache = decoder.step(ids.numpy(), mask.numpy(), np.zeros_like(ids.numpy()), decoder.empty_cache(batch))
+    differences = [float(np.abs(logits[:, 0] - reference[:, 0]).max())]
+    for position in range(1, first + then):
+        step_mask = np.ones((batch, position + 1), dtype=np.int64)
+        logits, cache = decoder.step(targets[:, position : position + 1].numpy(), step_mask, step_mask, cache)
+        differences.append(float(np.abs(logits[:, 0] - reference[:, position]).max()))
+    return {"no_past": differences[0], "with_past": max(differences[1:])}
+
+
+@torch.no_grad()
+def greedy_reference(model: PreTrainedModel, prompts: Sequence[list[int]], params: Settings) -> list[list[int]]:
     """transformers' greedy continuations with the same processors as :func:`generate`."""
     out = []
     for ids in prompts:
         tensor = torch.tensor([ids])
         generated = model.generate(
-            tensor, attention_mask=torch.ones_like(tensor), do_sample=False, max_new_tokens=params.max_new_tokens,
-            min_new_tokens=params.min_new_tokens, no_repeat_ngram_size=params.no_repeat_ngram_size,
-            repetition_penalty=params.repetition_penalty, eos_token_id=model.config.eos_token_id,
-            pad_token_id=model.config.pad_token_id, temperature=None, top_k=None, top_p=None,
+            tensor,
+            attention_mask=torch.ones_like(tensor),
+            do_sample=False,
+            max_new_tokens=params.max_new_tokens,
+            min_new_tokens=params.min_new_tokens,
+            no_repeat_ngram_size=params.no_repeat_ngram_size,
+            repetition_penalty=params.repetition_penalty,
+            eos_token_id=model.config.eos_token_id,
+            pad_token_id=model.config.pad_token_id,
+            temperature=None,
+            top_k=None,
+            top_p=None,
         )
-        out.append(generated[0, len(ids):].tolist())
+        start = 1 if model.config.is_encoder_decoder else len(ids)  # after T5's decoder start token
+        out.append(generated[0, start:].tolist())
     return out
 
 
-def greedy_agreement(decoder: Decoder, prompts: Sequence[list[int]], references: Sequence[list[int]],
-                     params: GenerateParams) -> dict[str, float | int]:
+def greedy_agreement(
+    decoder: Decoder, prompts: Sequence[list[int]], references: Sequence[list[int]], params: Settings
+) -> dict[str, float | int]:
     """Share of greedy tokens equal to transformers' at the same position, and prompts matched whole."""
     equal = total = identical = 0
     for ids, reference in zip(prompts, references):
-        tokens = generate(decoder, ids, params, do_sample=False)
+        tokens = generate_one(decoder, ids, params.but(do_sample=False))
         equal += sum(a == b for a, b in zip(tokens, reference))
         total += max(len(tokens), len(reference))
         identical += tokens == reference
-    return {"token_agreement": round(equal / total, 4) if total else 1.0, "identical": identical,
-            "prompts": len(prompts)}
+    return {
+        "token_agreement": round(equal / total, 4) if total else 1.0,
+        "identical": identical,
+        "prompts": len(prompts),
+    }
 
 
 # --- bits per byte -----------------------------------------------------------------------
 
 
-def bits_per_byte(texts: Sequence[str], encode: Callable[[str], list[int]], logits_fn: Callable,
-                  context: int, stride: int) -> float:
+def bits_per_byte(
+    texts: Sequence[str], encode: Callable[[str], list[int]], logits_fn: Callable, context: int, stride: int
+) -> float:
     return score_texts(texts, encode, logits_fn, context, stride).bits_per_byte

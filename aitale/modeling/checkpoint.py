@@ -7,12 +7,19 @@ stage's declared outputs, which DVC then caches, pushes and restores from its ru
 
 A checkpoint is only reused by the run that wrote it: each file carries a fingerprint of
 the params, data and tokenizer, and one from a different configuration is discarded.
+
+Checkpoints travel through the team's DVC remote, so loading one must never run code: they
+hold only tensors, numbers, strings and containers of them, and are read with
+``torch.load(weights_only=True)``, which refuses anything else (a pickle that would call a
+function) with :class:`CheckpointError` instead of unpickling it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +30,10 @@ from aitale.io import replace_dir
 log = logging.getLogger(__name__)
 
 LAST, BEST = "last.pt", "best.pt"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file holds something other than tensors and plain values: it is not loaded."""
 
 
 class Checkpoints:
@@ -43,18 +54,22 @@ class Checkpoints:
             replace_dir(self.live, live)
         replace_dir(self.folder, self.published)
 
-    def save_last(self, model: torch.nn.Module, optimizer, scheduler, state: dict[str, Any]) -> None:
-        self._write(LAST, {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "state": state,
-            "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
-        })
+    def save_last(self, weights: dict[str, torch.Tensor], optimizer: dict[str, Any], scheduler, state: dict[str, Any]):
+        """``weights`` and ``optimizer``: full state dicts, as one process has them (gathered under FSDP)."""
+        self._write(
+            LAST,
+            {
+                "model": weights,
+                "optimizer": optimizer,
+                "scheduler": scheduler.state_dict(),
+                "state": state,
+                "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
+            },
+        )
 
-    def save_best(self, model: torch.nn.Module) -> None:
-        self._write(BEST, {"model": model.state_dict()})
+    def save_best(self, weights: dict[str, torch.Tensor]) -> None:
+        self._write(BEST, {"model": weights})
 
     def load_last(self) -> dict[str, Any] | None:
         return self._read(LAST)
@@ -73,5 +88,13 @@ class Checkpoints:
         path = self.folder / name
         if not path.exists():
             return None
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-        return saved if saved["fingerprint"] == self.fingerprint else None
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            found = re.search(r"GLOBAL (\S+)", str(err))
+            what = f"it calls {found.group(1)}" if found else "it holds objects other than tensors and values"
+            raise CheckpointError(
+                f"{path}: refused to load: {what}, and unpickling it could run code. This pipeline did not "
+                "write it: delete it to train from the start, and check who can write to the DVC remote"
+            ) from None
+        return saved if saved.get("fingerprint") == self.fingerprint else None

@@ -6,18 +6,18 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from aitale.io import atomic_dir, write_json
-from aitale.modeling.blocks import load_blocks
+from aitale.io import atomic_dir, file_sha256, write_json
+from aitale.modeling.blocks import load_blocks, load_pairs
 from aitale.modeling.checkpoint import Checkpoints
+from aitale.modeling.device import Runtime
+from aitale.modeling.memory import apply_plan, merged
 from aitale.modeling.model import model_context
-from aitale.modeling.runtime import Runtime
 from aitale.modeling.tracking import Tracker
 from aitale.modeling.trainer import Schedule, fit
-from aitale.params import Hyperparams, TrainParams
+from aitale.params import Hyperparams, MemoryParams, TrainParams
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +37,28 @@ def train_and_save(
     speed_dir: str,
     keep: Callable[[dict], bool] | None = None,
     fingerprint: dict | None = None,
+    memory: MemoryParams | None = None,
 ) -> dict:
-    """Pack the data, run :func:`~aitale.modeling.trainer.fit`, save the model with its tokenizer."""
+    """Pack the data, run :func:`~aitale.modeling.trainer.fit` under the ``memory`` plan, save the model
+    (LoRA adapters merged into it) with its tokenizer."""
     block_size = min(hp.block_size, model_context(model))
     if block_size < hp.block_size:
         log.info("block_size %d clamped to the model's context of %d", hp.block_size, block_size)
-    train = load_blocks(train_path, tokenizer, block_size, keep)
-    val = load_blocks(val_path, tokenizer, block_size, keep)
-    identity = {"hp": hp.model_dump(), "train": train_params.model_dump(), "extra": fingerprint or {},
-                "data": [_digest(train_path), _digest(val_path)], "init": _weights_digest(model)}
+    train, val = split_blocks(model, tokenizer, train_path, val_path, block_size, keep, train_params)
+    identity = {
+        "hp": hp.model_dump(),
+        "train": train_params.model_dump(exclude={"scratch", "pretrained"}),
+        "extra": fingerprint or {},
+        "data": [file_sha256(train_path), file_sha256(val_path)],
+        "init": _weights_digest(model),
+        # fsdp is how the weights are laid out, not what they are: a checkpoint is the same file either way
+        "memory": memory.model_dump(exclude={"fsdp"}) if memory is not None else None,
+    }
+    model = apply_plan(model, memory, runtime)
     checkpoints = Checkpoints(checkpoint_dir, hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest())
-    tracker = Tracker(checkpoints.live, speed_dir, enabled=runtime.main,
-                      params={"block_size": block_size, **hp.model_dump()})
+    tracker = Tracker(
+        checkpoints.live, speed_dir, enabled=runtime.main, params={"block_size": block_size, **hp.model_dump()}
+    )
     schedule = Schedule(
         eval_every=train_params.eval_every,
         patience=train_params.patience,
@@ -57,9 +67,13 @@ def train_and_save(
         sample_prompts=train_params.sample_prompts,
         seed=train_params.seed,
     )
-    metrics = fit(model, tokenizer, train, val, hp, schedule, runtime, checkpoints, tracker)
+    shard = memory is not None and memory.fsdp
+    metrics = fit(model, tokenizer, train, val, hp, schedule, runtime, checkpoints, tracker, shard=shard)
     metrics.update(block_size=block_size, train_stories=train.stories, val_stories=val.stories)
+    # comparable across vocabularies (the sweep's yardstick); evaluate's sliding window gives the exact figure
+    metrics["val_bits_per_byte"] = round(val.bits_per_byte(metrics["val_loss"]), 4)
     tracker.end()
+    model = merged(model)
     if runtime.main:
         with atomic_dir(output_dir) as staging:
             model.save_pretrained(staging)
@@ -68,13 +82,16 @@ def train_and_save(
     return metrics
 
 
+def split_blocks(model, tokenizer, train_path, val_path, block_size, keep, train_params: TrainParams):
+    """Train and val blocks: packed text for a causal LM, (request, story) pairs for a sequence-to-sequence one."""
+    load = load_pairs if model.config.is_encoder_decoder else load_blocks
+    train = load(train_path, tokenizer, block_size, keep, train_params.control_dropout, train_params.seed)
+    return train, load(val_path, tokenizer, block_size, keep)
+
+
 def save_metrics(path: str, metrics: dict, runtime: Runtime) -> None:
     if runtime.main:
         write_json(path, metrics)
-
-
-def _digest(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _weights_digest(model: PreTrainedModel) -> str:

@@ -24,8 +24,9 @@ def build_tokenizer(params: ModelParams, texts: Iterable[str]) -> PreTrainedToke
 
 def train_bpe(texts: Iterable[str], vocab_size: int, context: int) -> PreTrainedTokenizerFast:
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2,
-                            special_tokens=[*SPECIAL_TOKENS, PAD], show_progress=False)
+    bpe.train_from_iterator(
+        texts, vocab_size=vocab_size, min_frequency=2, special_tokens=[*SPECIAL_TOKENS, PAD], show_progress=False
+    )
     return PreTrainedTokenizerFast(
         tokenizer_object=bpe._tokenizer,
         bos_token=END_OF_TEXT,
@@ -37,8 +38,9 @@ def train_bpe(texts: Iterable[str], vocab_size: int, context: int) -> PreTrained
 
 
 def extend_base(base: str) -> PreTrainedTokenizerFast:
+    """The base's tokenizer with the structure tokens, and a pad token where it has none (GPT-2; T5 keeps its
+    own, which is also its decoder's start token)."""
     tokenizer = AutoTokenizer.from_pretrained(base)
-    tokenizer.add_special_tokens(
-        {"pad_token": PAD, "additional_special_tokens": [t for t in SPECIAL_TOKENS if t != tokenizer.eos_token]}
-    )
+    added = {"additional_special_tokens": [t for t in SPECIAL_TOKENS if t != tokenizer.eos_token]}
+    tokenizer.add_special_tokens(added if tokenizer.pad_token is not None else {"pad_token": PAD, **added})
     return tokenizer

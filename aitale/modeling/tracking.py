@@ -14,8 +14,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from dvclive import Live
 from PIL import Image, ImageDraw, ImageFont
+
+from dvclive import Live
 
 
 class Tracker:
@@ -35,8 +36,9 @@ class Tracker:
             for folder in self.folders:
                 for summary in ("metrics.json", "params.yaml"):
                     (folder / summary).unlink(missing_ok=True)
-        self.live, self.speed = (Live(str(folder), resume=resumed, dvcyaml=False, save_dvc_exp=False, report=None)
-                                 for folder in self.folders)
+        self.live, self.speed = (
+            Live(str(folder), resume=resumed, dvcyaml=False, save_dvc_exp=False, report=None) for folder in self.folders
+        )
         for live in (self.live, self.speed):
             live.step = step
             live.log_params(self.params)
@@ -70,6 +72,19 @@ class Tracker:
         for name, value in metrics.items():
             live.log_metric(name, value)
         live.make_summary()
+
+
+def steps_tsv(text: str) -> dict[int, float]:
+    """A DVCLive step plot (``step`` and the metric, tab-separated) as {step: value}."""
+    rows = [line.split("\t") for line in text.splitlines()[1:] if line.strip()]
+    return {int(row[0]): float(row[-1]) for row in rows}
+
+
+def loss_curve(loss_tsv: str, seconds_tsv: str) -> list[list[float]]:
+    """[seconds of training, train loss] at each step: ``train/loss`` joined to the speed folder's
+    ``elapsed_seconds`` (the clock lives with the timings, outside the stage's cached outputs)."""
+    loss, seconds = steps_tsv(loss_tsv), steps_tsv(seconds_tsv)
+    return [[round(seconds[step], 2), loss[step]] for step in sorted(loss) if step in seconds]
 
 
 def render_text(text: str, width: int = 100) -> Image.Image:

@@ -7,7 +7,6 @@ last checkpoint ends with the same weights as one that never stopped.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -15,15 +14,15 @@ from dataclasses import asdict, dataclass
 
 import psutil
 import torch
-from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from aitale.data.structure import prompt
-from aitale.modeling.blocks import Blocks
+from aitale.modeling.blocks import IGNORE, Blocks
 from aitale.modeling.checkpoint import Checkpoints
+from aitale.modeling.device import Runtime
+from aitale.modeling.memory import Distributed
 from aitale.modeling.model import model_context
-from aitale.modeling.runtime import Runtime
 from aitale.modeling.tracking import Tracker
 from aitale.params import Hyperparams
 
@@ -58,6 +57,7 @@ class State:
     bad_evals: int = 0
     tokens_seen: int = 0
     train_loss: float = math.nan
+    seconds: float = 0.0  # wall time in the loop so far (evaluations and checkpoints included)
 
 
 def fit(
@@ -70,82 +70,97 @@ def fit(
     runtime: Runtime,
     checkpoints: Checkpoints,
     tracker: Tracker,
+    shard: bool = False,
 ) -> dict:
-    """Train ``model`` in place and leave the best (lowest val loss) weights in it."""
-    model.to(runtime.device).train()
-    net = DistributedDataParallel(model) if runtime.world > 1 else model
-    optimizer = torch.optim.AdamW(_param_groups(model, hp.weight_decay), lr=hp.learning_rate, betas=BETAS)
-    per_step = hp.batch_size * hp.grad_accum * runtime.world
-    steps_per_epoch = math.ceil(len(train) / per_step)
-    total = steps_per_epoch * hp.epochs if hp.max_steps == 0 else min(hp.max_steps, steps_per_epoch * hp.epochs)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_warmup_decay(hp.warmup_steps, total))
-
+    """Train ``model`` and leave the best (lowest val loss) weights in it: under torchrun DDP, or FSDP
+    with ``shard`` (see :class:`~aitale.modeling.memory.Distributed`)."""
     state = State()
     if (saved := checkpoints.load_last()) is not None:
         state = State(**saved["state"])
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
+        model.load_state_dict(saved["model"])  # before it is copied or sharded: every process starts from it
+    parallel = Distributed(model.train(), runtime, shard)
+    net = parallel.net
+    per_step = hp.batch_size * hp.grad_accum * runtime.world
+    steps_per_epoch, total = planned_steps(len(train), per_step, hp.epochs, hp.max_steps)
+    optimizer, scheduler = make_optimizer(net, hp.learning_rate, hp.weight_decay, hp.warmup_steps, total, hp.schedule)
+    if saved is not None:
+        parallel.load_optimizer(optimizer, saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         torch.set_rng_state(saved["rng"])
         if saved.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state(saved["cuda_rng"], runtime.device)
         log.info("resumed from the checkpoint at step %d of %d", state.step, total)
     tracker.start(resumed=state.step > 0, step=state.step)
-    log.info("training %d steps: %d blocks of %d tokens, %d per step on %d process(es), %s",
-             total, len(train), train.ids.shape[1], per_step, runtime.world, runtime.dtype or "fp32")
+    log.info(
+        "training %d steps: %d blocks of %d tokens, %d per step on %d process(es), %s",
+        total,
+        len(train),
+        train.ids.shape[1],
+        per_step,
+        runtime.world,
+        runtime.dtype or "fp32",
+    )
 
     progress = tqdm(total=total, initial=state.step, desc="train", unit="step", disable=not runtime.main)
     stopped_early = False
     while state.step < total and not stopped_early:
         started = time.perf_counter()
-        batch = _step_blocks(train, state.step, steps_per_epoch, per_step, schedule.seed)
-        mine = batch[runtime.rank :: runtime.world]
+        rows = step_rows(len(train), state.step, steps_per_epoch, per_step, schedule.seed)
+        chunks = rank_chunks(rows, hp.batch_size, runtime)
         loss_sum = 0.0
-        for micro, chunk in enumerate(mine.split(hp.batch_size)):
-            x = chunk.to(runtime.device)
-            last = micro == math.ceil(len(mine) / hp.batch_size) - 1
-            with runtime.autocast(), _maybe_no_sync(net, not last):
-                loss = net(input_ids=x, labels=x).loss
-            (loss * len(chunk) / len(mine)).backward()
+        for micro, chunk in enumerate(chunks):
+            with runtime.autocast(), parallel.accumulating(last=micro == len(chunks) - 1):
+                loss = batch_loss(net, train, chunk if len(chunk) else rows[:1], runtime.device)
+            # each row 1/len(rows) of the step's loss; the processes' gradients are averaged, hence x world
+            (loss * len(chunk) * runtime.world / len(rows)).backward()
             loss_sum += loss.item() * len(chunk)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(net, optimizer, scheduler)
         state.step += 1
-        state.train_loss = _mean_across(loss_sum / len(mine), runtime)
-        tokens = batch.numel()
+        state.train_loss = _sum_across(loss_sum, runtime) / len(rows)
+        tokens = _tokens(train, rows)
         state.tokens_seen += tokens
         progress.update()
         progress.set_postfix(loss=f"{state.train_loss:.3f}")
         tracker.log_step(
             state.step,
             {"train/loss": state.train_loss, "train/lr": scheduler.get_last_lr()[0]},
-            speed={"tokens_per_second": tokens / (time.perf_counter() - started), "memory_mb": _memory_mb(runtime)},
+            speed={
+                "tokens_per_second": tokens / (time.perf_counter() - started),
+                "memory_mb": _memory_mb(runtime),
+                "elapsed_seconds": state.seconds + time.perf_counter() - started,  # the x of loss-against-time
+            },
         )
 
         if state.step % schedule.eval_every == 0 or state.step == total:
-            val_loss = evaluate_loss(model, val, hp.batch_size, runtime)
+            val_loss = evaluate_loss(parallel.module, val, hp.batch_size, runtime)
             tracker.log_eval(state.step, {"val/loss": val_loss})
             if val_loss < state.best_val:
                 state.best_val, state.best_step, state.bad_evals = val_loss, state.step, 0
+                weights = parallel.weights()  # under FSDP every process takes part in the gathering
                 if runtime.main:
-                    checkpoints.save_best(model)
+                    checkpoints.save_best(weights)
             else:
                 state.bad_evals += 1
                 stopped_early = schedule.patience > 0 and state.bad_evals >= schedule.patience
                 if stopped_early:
                     log.info("early stop at step %d: no val improvement in %d checks", state.step, state.bad_evals)
-        if runtime.main and (state.step % schedule.sample_every == 0 or state.step == total or stopped_early):
-            tracker.log_samples(state.step, sample_stories(model, tokenizer, schedule.sample_prompts, runtime))
-        if runtime.main and (state.step % schedule.checkpoint_every == 0 or state.step == total or stopped_early):
-            checkpoints.save_last(model, optimizer, scheduler, asdict(state))
+        sampling = runtime.main or parallel.sharded  # a sharded forward needs every process
+        if sampling and (state.step % schedule.sample_every == 0 or state.step == total or stopped_early):
+            samples = sample_stories(parallel.module, tokenizer, schedule.sample_prompts, runtime, parallel.sharded)
+            tracker.log_samples(state.step, samples)
+        if state.step % schedule.checkpoint_every == 0 or state.step == total or stopped_early:
+            weights, moments = parallel.weights(), parallel.optimizer_state(optimizer)
+            if runtime.main:
+                checkpoints.save_last(weights, moments, scheduler, asdict(state))
+        state.seconds += time.perf_counter() - started
     progress.close()
     if runtime.world > 1:
         torch.distributed.barrier()  # the main process may still be writing the best weights
     best = checkpoints.load_best()
+    if best is None and parallel.sharded:  # no val loss below inf (NaN): the last weights, as DDP would keep
+        best = checkpoints.load_last()["model"]
     if best is not None:
-        model.load_state_dict(best)
+        model.load_state_dict(best)  # under FSDP, the whole model the shards were copied from
     return {
         "steps": state.step,
         "planned_steps": total,
@@ -158,8 +173,9 @@ def fit(
         "tokens_seen": state.tokens_seen,
         "train_tokens": train.tokens,
         "train_blocks": len(train),
-        "non_padding_fraction": 1.0,  # blocks are packed end to end; see blocks.pack
+        "non_padding_fraction": train.non_padding_fraction,
         "parameters": sum(p.numel() for p in model.parameters()),
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "precision": str(runtime.dtype or "fp32").removeprefix("torch."),
     }
 
@@ -169,10 +185,10 @@ def evaluate_loss(model: PreTrainedModel, blocks: Blocks, batch_size: int, runti
     """Mean next-token loss over ``blocks``, every block counted once across processes."""
     model.eval()
     total, count = 0.0, 0
-    for chunk in blocks.ids[runtime.rank :: runtime.world].split(batch_size):
-        x = chunk.to(runtime.device)
+    for chunk in rank_chunks(torch.arange(len(blocks)), batch_size, runtime):
         with runtime.autocast():
-            total += model(input_ids=x, labels=x).loss.item() * len(chunk)
+            loss = batch_loss(model, blocks, chunk if len(chunk) else torch.zeros(1, dtype=torch.long), runtime.device)
+        total += loss.item() * len(chunk)
         count += len(chunk)
     model.train()
     if runtime.world > 1:
@@ -183,39 +199,103 @@ def evaluate_loss(model: PreTrainedModel, blocks: Blocks, batch_size: int, runti
 
 
 @torch.no_grad()
-def sample_stories(model: PreTrainedModel, tokenizer, titles: list[str], runtime: Runtime) -> dict[str, str]:
-    """A short story per title; run in a forked RNG so sampling never changes the training run."""
+def sample_stories(
+    model: PreTrainedModel, tokenizer, titles: list[str], runtime: Runtime, synced: bool = False
+) -> dict[str, str]:
+    """A short story per title; run in a forked RNG so sampling never changes the training run.
+
+    ``synced``: every process runs it (a sharded model), each stepping until the last has finished."""
     model.eval()
     samples = {}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         for title in titles:
-            ids = tokenizer(prompt(title), return_tensors="pt").input_ids.to(runtime.device)
+            ids = tokenizer(prompt(title), return_tensors="pt", add_special_tokens=False).input_ids.to(runtime.device)
             room = model_context(model) - ids.shape[1]
-            out = model.generate(ids, max_new_tokens=min(SAMPLE_TOKENS, room), pad_token_id=tokenizer.pad_token_id,
-                                 **SAMPLE_SETTINGS)
-            samples[title] = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()
+            out = model.generate(  # by keyword: a peft model's generate takes no positional ids
+                input_ids=ids,
+                max_new_tokens=min(SAMPLE_TOKENS, room),
+                pad_token_id=tokenizer.pad_token_id,
+                synced_gpus=synced,
+                **SAMPLE_SETTINGS,
+            )
+            new = out[0] if model.config.is_encoder_decoder else out[0, ids.shape[1] :]
+            samples[title] = tokenizer.decode(new, skip_special_tokens=True).strip()
     model.train()
     return samples
 
 
-def _step_blocks(train: Blocks, step: int, steps_per_epoch: int, per_step: int, seed: int) -> torch.Tensor:
-    """The blocks of optimizer step ``step``: a slice of that epoch's seeded permutation."""
+def planned_steps(blocks: int, per_step: int, epochs: int, max_steps: int = 0) -> tuple[int, int]:
+    """(steps per epoch, optimizer steps in all): ``epochs`` passes, or ``max_steps`` if that is fewer."""
+    steps_per_epoch = math.ceil(blocks / per_step)
+    total = steps_per_epoch * epochs
+    return steps_per_epoch, total if max_steps == 0 else min(max_steps, total)
+
+
+def step_rows(n: int, step: int, steps_per_epoch: int, per_step: int, seed: int) -> torch.Tensor:
+    """The block indices of optimizer step ``step``: a slice of that epoch's seeded permutation of ``n``."""
     epoch, position = divmod(step, steps_per_epoch)
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-    return train.ids[order[position * per_step : (position + 1) * per_step]]
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    return order[position * per_step : (position + 1) * per_step]
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Decay matrices only; biases and layer norms are left alone, as in GPT-2's recipe."""
+def step_blocks(train: Blocks, step: int, steps_per_epoch: int, per_step: int, seed: int) -> torch.Tensor:
+    """The blocks of optimizer step ``step``: a slice of that epoch's seeded permutation."""
+    return train.ids[step_rows(len(train), step, steps_per_epoch, per_step, seed)]
+
+
+def batch_loss(net: torch.nn.Module, blocks: Blocks, rows: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Mean next-token loss of the blocks ``rows``: causal (each block its own labels), or a sequence-to-sequence
+    model's on the stories given their requests."""
+    x = blocks.ids[rows]
+    if blocks.targets is None:
+        x = x.to(device)
+        return net(input_ids=x, labels=x).loss
+    used = int((x != blocks.pad_token_id).sum(1).max())  # trim the padding every row of this batch has
+    y = blocks.targets[rows]
+    y = y[:, : int((y != IGNORE).sum(1).max())]
+    x = x[:, : max(1, used)]
+    return net(input_ids=x.to(device), attention_mask=(x != blocks.pad_token_id).long().to(device),
+               labels=y.to(device)).loss  # fmt: skip
+
+
+def rank_chunks(rows: torch.Tensor, batch_size: int, runtime: Runtime) -> list[torch.Tensor]:
+    """This process's share of ``rows`` in batches, as many batches in every process: a process with fewer
+    rows gets empty ones to run as a dummy (a sharded forward and a DDP backward wait for every process)."""
+    mine = rows[runtime.rank :: runtime.world]
+    count = math.ceil(math.ceil(len(rows) / runtime.world) / batch_size)
+    return [mine[i * batch_size : (i + 1) * batch_size] for i in range(count)]
+
+
+def _tokens(blocks: Blocks, rows: torch.Tensor) -> int:
+    if blocks.targets is None:
+        return blocks.ids[rows].numel()
+    return int((blocks.targets[rows] != IGNORE).sum())
+
+
+def make_optimizer(
+    model: torch.nn.Module,
+    learning_rate: float,
+    weight_decay: float,
+    warmup: int,
+    total: int,
+    schedule: str = "linear",
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW with GPT-2's betas, decaying matrices only (not biases and norms), linear warmup, then
+    the ``schedule``'s decay to 0 (``linear`` or ``cosine``)."""
     params = [p for p in model.parameters() if p.requires_grad]
-    return [
+    groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
+    optimizer = torch.optim.AdamW(groups, lr=learning_rate, betas=BETAS)
+    factor = cosine_warmup_decay(warmup, total) if schedule == "cosine" else linear_warmup_decay(warmup, total)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _linear_warmup_decay(warmup: int, total: int):
+def linear_warmup_decay(warmup: int, total: int):
+    """The learning-rate factor of each step: up to 1 over ``warmup`` steps, then down to 0 at ``total``."""
+
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
@@ -224,17 +304,33 @@ def _linear_warmup_decay(warmup: int, total: int):
     return factor
 
 
-def _maybe_no_sync(net: torch.nn.Module, skip: bool):
-    """Gradient accumulation under DDP: only the last micro-batch all-reduces."""
-    return net.no_sync() if skip and isinstance(net, DistributedDataParallel) else contextlib.nullcontext()
+def cosine_warmup_decay(warmup: int, total: int):
+    """Up to 1 over ``warmup`` steps, then down to 0 at ``total`` along a half cosine (it stays near the
+    peak longer than the linear decay, and lingers longer at small rates at the end)."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        done = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * done))
+
+    return factor
 
 
-def _mean_across(value: float, runtime: Runtime) -> float:
+def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler) -> None:
+    """Clip the accumulated gradients, step the optimizer and the schedule, clear the gradients."""
+    torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _sum_across(value: float, runtime: Runtime) -> float:
     if runtime.world == 1:
         return value
     tensor = torch.tensor([value], dtype=torch.float64)
     torch.distributed.all_reduce(tensor)
-    return tensor.item() / runtime.world
+    return tensor.item()
 
 
 def _memory_mb(runtime: Runtime) -> float:

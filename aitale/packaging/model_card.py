@@ -1,4 +1,9 @@
-"""Model cards: a README.md in each model folder giving its data, params and metrics."""
+"""Model cards: the README.md in each published model folder (Hugging Face's card format).
+
+One builder for every model the pipeline publishes (the storyteller, the specialised models,
+the distilled student): a YAML header written by ``yaml.safe_dump``, then what the model is,
+its data and params, its metrics and how to use it.
+"""
 
 from __future__ import annotations
 
@@ -6,46 +11,37 @@ import json
 
 import yaml
 
+from aitale.data.structure import prompt
 
-def model_card(name: str, path: str, params: dict, train_metrics: dict, data_metrics: dict, slice_: dict | None) -> str:
+EXAMPLE_TITLE = "The Brave Little Kettle"
+
+
+def model_card(
+    name: str,
+    path: str,
+    summary: str,
+    metrics: dict,
+    *,
+    tags: list[str],
+    base_model: str | None = None,
+    data: str | None = None,
+    params: dict | None = None,
+) -> str:
+    """The card of the model ``name`` published at ``path``; ``summary`` says what it is and how it was made."""
     header = {
         "library_name": "transformers",
         "pipeline_tag": "text-generation",
         "language": ["en"],
-        "tags": ["ai-tale", "children-stories", "dvc"] + ([f"{k}:{v}" for k, v in slice_.items()] if slice_ else []),
-        "base_model": None if params["model"]["base"] == "scratch" else params["model"]["base"],
+        "tags": ["ai-tale", "children-stories", "dvc", *tags],
     }
-    trained_on = (f"the train stories whose {', '.join(f'{k} is {v}' for k, v in slice_.items())}, "
-                  "starting from the broad `storyteller` model" if slice_ else "the whole train split")
-    splits = data_metrics.get("stories", {})
-    words = data_metrics.get("words", {})
-    return "\n".join([
-        "---",
-        yaml.safe_dump({k: v for k, v in header.items() if v is not None}, sort_keys=False).strip(),
-        "---",
-        f"# AI Tale `{name}`",
-        "",
-        "A story-generation model for children's fairy tales, fables and bedtime stories, produced by the "
-        "AI Tale DVC pipeline (`dvc repro`). Prompt it with `<|title|>A Title\\n<|beginning|>` to get a "
-        "whole story; the structure tokens mark beginning, middle and ending.",
-        "",
-        "## Data",
-        f"Trained on {trained_on}. Dataset: "
-        + ", ".join(f"{splits.get(s, 0)} {s} stories ({words.get(s, 0):,} words)" for s in ("train", "val", "test"))
-        + f"; collections: {', '.join(sorted(data_metrics.get('loaded', {})))}.",
-        "",
-        "## Params",
-        "```yaml",
-        yaml.safe_dump(params, sort_keys=False).strip(),
-        "```",
-        "",
-        *metrics_and_use(train_metrics, path),
-    ])
-
-
-def metrics_and_use(metrics: dict, path: str) -> list[str]:
-    """The closing sections every AI Tale model card shares."""
-    return [
+    if base_model:
+        header["base_model"] = base_model
+    lines = ["---", yaml.safe_dump(header, sort_keys=False).strip(), "---", f"# AI Tale `{name}`", "", summary, ""]
+    if data:
+        lines += ["## Data", data, ""]
+    if params:
+        lines += ["## Params", "```yaml", yaml.safe_dump(params, sort_keys=False).strip(), "```", ""]
+    lines += [
         "## Metrics",
         "```json",
         json.dumps(metrics, indent=2, sort_keys=True),
@@ -55,7 +51,22 @@ def metrics_and_use(metrics: dict, path: str) -> list[str]:
         "```python",
         "from transformers import pipeline",
         f'generator = pipeline("text-generation", model="{path}")',
-        'print(generator("<|title|>The Brave Little Kettle\\n<|beginning|>")[0]["generated_text"])',
+        f'print(generator({prompt(EXAMPLE_TITLE)!r})[0]["generated_text"])',
         "```",
         "",
     ]
+    return "\n".join(lines)
+
+
+def data_summary(data_metrics: dict, slice_: dict | None) -> str:
+    """Which stories a model was trained on, from the prepare stage's statistics."""
+    trained_on = (
+        f"the train stories whose {', '.join(f'{k} is {v}' for k, v in slice_.items())}"
+        if slice_
+        else "the whole train split"
+    )
+    splits, words = data_metrics.get("stories", {}), data_metrics.get("words", {})
+    counts = ", ".join(f"{splits.get(s, 0)} {s} stories ({words.get(s, 0):,} words)" for s in ("train", "val", "test"))
+    return (
+        f"Trained on {trained_on}. Dataset: {counts}; collections: {', '.join(sorted(data_metrics.get('loaded', {})))}."
+    )

@@ -1,0 +1,148 @@
+"""A story for one child: the request, its prompt, the finished text, and the safety screen before anyone reads it.
+
+The same path for ``tell``, the page and ``/v1/stories``: a :class:`StoryRequest` (validated:
+known age group, themes and style) becomes a prompt with its control tokens; the generation
+core writes it; the text ends at end-of-text or at its last full sentence, never mid-word; the
+content screen judges it for the requested age group, and a story that fails is re-drawn
+with the next seed, at most ``redraws`` times, then refused with the screen's reasons.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from aitale.data.labels import AGE_GROUPS, STYLES, THEMES
+from aitale.data.structure import prompt
+
+REDRAWS = 3  # a story that fails the screen is written again with another seed at most this often
+SEED_STEP = 1_000_003  # attempt k of seed s uses s + k * SEED_STEP
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
+
+
+class StoryRequest(BaseModel):
+    """What a story is asked for (the body of ``POST /v1/stories``; ``tell``'s flags)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    title: str = Field(min_length=1, max_length=200, pattern=r"\S", description="the story's title")
+    age_group: Literal[AGE_GROUPS] = Field(description="the child's age group")  # type: ignore[valid-type]
+    themes: list[Literal[THEMES]] = Field(
+        default_factory=list,
+        max_length=3,  # type: ignore[valid-type]
+        description="what the story is about (up to three)",
+    )
+    style: Literal[STYLES] = Field(description="fairy tale, fable or bedtime story")  # type: ignore[valid-type]
+    seed: int | None = Field(None, ge=0, lt=2**63, description="the same seed writes the same story")
+    max_tokens: int | None = Field(None, ge=1, description="longest story in tokens (default: the model's)")
+    stream: bool = Field(False, description="send the story as it is written (server-sent events)")
+
+    def prompt(self) -> str:
+        return prompt(self.title.strip(), self.age_group, self.style, self.themes)
+
+
+class Screen(Protocol):  # aitale.safety's screen
+    def judge(self, text: str, age_group: str) -> Any: ...
+
+
+@dataclass
+class Story:
+    """A finished story, as ``tell --format json`` prints it and ``/v1/stories`` returns it."""
+
+    id: str
+    title: str
+    text: str
+    age_group: str
+    themes: list[str]
+    style: str
+    model: str
+    finish_reason: str
+    usage: dict[str, int]
+    seed: int
+    safety: dict[str, Any]
+    cached: bool = False
+    attempts: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Refused(Exception):
+    """Every draw failed the screen: nothing is shown, the reasons are."""
+
+    request: StoryRequest
+    attempts: int
+    verdicts: list[dict] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        reasons = sorted({reason.get("category", "?") for v in self.verdicts for reason in v.get("reasons", [])})
+        return (
+            f"no story for {self.request.title!r} passed the content screen for ages {self.request.age_group} "
+            f"in {self.attempts} attempts (flagged: {', '.join(reasons) or 'unsafe'})"
+        )
+
+
+def finish(text: str, ended: bool) -> str:
+    """The story as shown: whole when the model ended it, else cut after its last full sentence (or last word)."""
+    text = text.strip()
+    if ended or not text:
+        return text
+    ends = list(_SENTENCE_END.finditer(text))
+    if ends:
+        return text[: ends[-1].end()].strip()
+    return text.rsplit(None, 1)[0] if " " in text else text
+
+
+def story_id(model_sha: str, request: StoryRequest, seed: int) -> str:
+    key = json.dumps(
+        {"model": model_sha, **request.model_dump(exclude={"stream", "seed"}), "seed": seed}, sort_keys=True
+    )
+    return "story-" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def attempt_seeds(seed: int, redraws: int) -> list[int]:
+    return [(seed + k * SEED_STEP) % 2**63 for k in range(redraws + 1)]
+
+
+def screened(
+    request: StoryRequest,
+    seed: int,
+    write: Callable[[Sequence[int]], list[tuple[str, str, dict]]],
+    screen: Screen,
+    *,
+    model: str,
+    model_sha: str,
+    redraws: int = REDRAWS,
+) -> Story:
+    """The first draw that passes the screen; ``write(seeds)`` returns (text, finish_reason, usage) per seed.
+
+    The draws are written one at a time, so a story that passes at once costs one generation.
+    """
+    verdicts = []
+    for attempt, draw_seed in enumerate(attempt_seeds(seed, redraws), start=1):
+        [(text, reason, usage)] = write([draw_seed])
+        verdict = screen.judge(text, request.age_group)
+        verdicts.append(verdict.to_json())
+        if verdict.safe:
+            return Story(
+                id=story_id(model_sha, request, seed),
+                title=request.title.strip(),
+                text=text,
+                age_group=request.age_group,
+                themes=list(request.themes),
+                style=request.style,
+                model=model,
+                finish_reason=reason,
+                usage=usage,
+                seed=seed,
+                safety={**verdicts[-1], "attempts": attempt},
+                attempts=attempt,
+            )
+    raise Refused(request, len(verdicts), verdicts)

@@ -1,0 +1,51 @@
+"""Words of a text with every dictionary form they may stand for: "stabbed" is "stab", "stables" is "stable".
+
+Lemmas come from lemminflect's own tables (shipped in its wheel), so a rule written as "stab"
+matches "stabs", "stabbed" and "stabbing" but never "stable", and an unknown word ("Lustig")
+is only itself. Words are cut by :func:`aitale.data.text.words`, as everywhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from lemminflect import getAllLemmas
+
+from aitale.data.text import WORD
+
+# Which lemma stands for a word as a classifier feature when it has several ("drunk": drunk, drink)
+_FEATURE_ORDER = ("VERB", "NOUN", "ADJ", "ADV", "AUX", "PROPN")
+
+
+@dataclass(frozen=True)
+class Token:
+    word: str  # lower-cased, as written
+    forms: frozenset[str]  # the word and every lemma of it
+    feature: str  # the one form the classifier counts
+    start: int  # character offsets in the text
+    end: int
+
+
+@lru_cache(maxsize=65536)
+def _forms(word: str) -> tuple[frozenset[str], str]:
+    lemmas = getAllLemmas(word)
+    forms = {word, *(lemma for found in lemmas.values() for lemma in found)}
+    forms |= {w for w in word.split("-") if w} if "-" in word else set()
+    feature = next((lemmas[pos][0] for pos in _FEATURE_ORDER if lemmas.get(pos)), word)
+    return frozenset(f.lower() for f in forms), feature.lower()
+
+
+def tokens(text: str) -> list[Token]:
+    found = []
+    for match in WORD.finditer(text):
+        word = match.group(0).lower()
+        word = word[:-2] if word.endswith("'s") else word  # the wolf's -> wolf
+        forms, feature = _forms(word)
+        found.append(Token(word, forms, feature, match.start(), match.end()))
+    return found
+
+
+def features(text: str) -> list[str]:
+    """The classifier's words: one lemma per word."""
+    return [t.feature for t in tokens(text)]

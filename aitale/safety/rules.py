@@ -1,0 +1,113 @@
+"""Whole-word and phrase rules: each names a category and the youngest age group it is harmless for.
+
+A lexicon (``data/safety/rules.yaml``) lists, per category, terms under the age group from which
+they may appear (``6-8``, ``9-12``) or under ``never``. A term is one or more lemmas; ``*`` in a
+phrase stands for up to three words ("cut off * head"). Words of an ``exceptions`` phrase
+("killer whale", "kill time") are not matched by any rule. A hit counts against every age group
+younger than the one it is listed under.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aitale.data.labels import AGE_GROUPS, SAFETY_CATEGORIES
+from aitale.safety.lemmas import Token, tokens
+
+NEVER = "never"
+LEVELS = (*AGE_GROUPS[1:], NEVER)  # where a term may be listed: the youngest group it is harmless for
+_GAP = 3  # words a phrase's "*" may stand for
+
+
+@dataclass(frozen=True)
+class Hit:
+    category: str
+    term: str
+    allowed_from: str  # an age group, or "never"
+    text: str  # the words as written
+
+    def flags(self, age_group: str) -> bool:
+        return self.allowed_from == NEVER or AGE_GROUPS.index(age_group) < AGE_GROUPS.index(self.allowed_from)
+
+
+def _pattern(term: str) -> tuple[str, ...]:
+    return tuple(term.lower().split())
+
+
+class Rules:
+    def __init__(self, lexicon: dict):
+        problems = check_lexicon(lexicon)
+        if problems:
+            raise ValueError("; ".join(problems))
+        self.lexicon = lexicon
+        self._terms = [
+            (category, level, term, _pattern(term))
+            for category in SAFETY_CATEGORIES
+            for level, terms in (lexicon.get("terms", {}).get(category) or {}).items()
+            for term in terms
+        ]
+        self._exceptions = [_pattern(p) for p in lexicon.get("exceptions", [])]
+        self._by_first: dict[str, list] = {}  # a term is tried only where its first word is
+        for entry in self._terms:
+            self._by_first.setdefault(entry[3][0], []).append(entry)
+
+    def hits(self, text: str) -> list[Hit]:
+        words = tokens(text)
+        excused = set()
+        for pattern in self._exceptions:
+            for start, end in _matches(words, pattern, set()):
+                excused.update(range(start, end))
+        found = []
+        for start, word in enumerate(words):
+            if start in excused:
+                continue
+            for form in word.forms & self._by_first.keys():
+                for category, level, term, pattern in self._by_first[form]:
+                    end = _match_at(words, pattern, start, excused)
+                    if end is not None:
+                        found.append(Hit(category, term, level, text[word.start : words[end - 1].end]))
+        return found
+
+
+def _matches(words: list[Token], pattern: tuple[str, ...], excused: set[int]):
+    """(start, end) word spans where ``pattern`` matches, none touching an excused word."""
+    for start in range(len(words)):
+        end = _match_at(words, pattern, start, excused)
+        if end is not None:
+            yield start, end
+
+
+def _match_at(words: list[Token], pattern: tuple[str, ...], at: int, excused: set[int]) -> int | None:
+    if not pattern:
+        return at
+    head, rest = pattern[0], pattern[1:]
+    if head == "*":
+        for skip in range(_GAP + 1):
+            if at + skip <= len(words) and (end := _match_at(words, rest, at + skip, excused)) is not None:
+                return end
+        return None
+    if at >= len(words) or at in excused or head not in words[at].forms:
+        return None
+    return _match_at(words, rest, at + 1, excused)
+
+
+def check_lexicon(lexicon: dict) -> list[str]:
+    """What is wrong with a lexicon (empty when nothing is)."""
+    if not isinstance(lexicon, dict) or set(lexicon) - {"terms", "exceptions"}:
+        return ["a lexicon has two keys: terms and exceptions"]
+    problems = []
+    for category, levels in (lexicon.get("terms") or {}).items():
+        if category not in SAFETY_CATEGORIES:
+            problems.append(f"terms.{category}: not a category ({', '.join(SAFETY_CATEGORIES)})")
+            continue
+        for level, terms in (levels or {}).items():
+            if level not in LEVELS:
+                problems.append(f"terms.{category}.{level}: not one of {', '.join(LEVELS)}")
+            elif not isinstance(terms, list) or not all(isinstance(t, str) and t.strip() for t in terms):
+                problems.append(f"terms.{category}.{level}: a list of words or phrases")
+            elif any(_pattern(t)[0] == "*" or _pattern(t)[-1] == "*" for t in terms):
+                problems.append(f"terms.{category}.{level}: '*' only between words")
+    exceptions = lexicon.get("exceptions", [])
+    if not isinstance(exceptions, list) or not all(isinstance(t, str) and t.strip() for t in exceptions):
+        problems.append("exceptions: a list of phrases")
+    return problems

@@ -1,0 +1,1 @@
+"""The story service: an HTTP API on the exported model, with continuous batching (``python -m aitale.serve``)."""

@@ -1,0 +1,255 @@
+"""One served model: its verified ONNX decoder, tokenizer, defaults, content screen and engine.
+
+:meth:`Service.write` is the text path of every request: the request's row joins the engine's
+batch, tokens come back as they are written, and text is released only in whole sentences that
+the content screen has passed for the request's age group, then the whole text is screened once
+more at the end. Nothing unscreened leaves this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import re
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aitale.generation.batch import CANCELLED, STOP, Row
+from aitale.generation.codec import Codec
+from aitale.generation.config import default_settings
+from aitale.generation.decoders import VARIANT_FILES, OnnxDecoder, full_inputs, weights_sha256
+from aitale.generation.sampling import Settings
+from aitale.generation.story import finish
+from aitale.io import file_sha256
+from aitale.serve.engine import QUEUE_TIMEOUT, TIMEOUT, Engine, Job
+from aitale.serve.metrics import Metrics
+from aitale.serve.settings import ServeSettings
+
+log = logging.getLogger(__name__)
+
+# A sentence is complete once its end mark (and any closing quote) is followed by white space.
+_SENTENCE_DONE = re.compile(r"[.!?][\"')\]]*(?=\s)")
+CONTENT_FILTER = "content_filter"  # OpenAI's finish_reason for withheld text
+REPEATABLE, FAST = "onnx", "onnx-int8"  # the variants ``auto`` serves seeded and unseeded requests with
+
+
+class ServiceError(Exception):
+    """A request the engine could not serve: ``status`` is the HTTP status, ``code`` OpenAI's error code."""
+
+    def __init__(self, status: int, code: str, message: str, retry_after: float = 1.0):
+        super().__init__(message)
+        self.status, self.code, self.retry_after = status, code, retry_after
+
+
+@dataclass
+class Written:
+    text: str
+    tokens: list[int]
+    prompt_tokens: int
+    finish_reason: str
+    safe: bool
+    verdict: dict[str, Any]
+
+    @property
+    def usage(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": len(self.tokens),
+            "total_tokens": self.prompt_tokens + len(self.tokens),
+        }
+
+
+class Service:
+    """``variant: auto`` runs two engines: fp32 for requests that must be repeatable (a seed given, or greedy),
+    where a row's tokens never depend on the rows beside it, and dynamic INT8 for unseeded sampled requests,
+    which are faster on it and promise no repetition anyway (INT8's activation scales are taken over the
+    whole batch, so its rows are not independent: see the README's determinism contract)."""
+
+    def __init__(self, settings: ServeSettings, metrics: Metrics):
+        from aitale.safety import load_screen
+
+        self.settings, self.metrics = settings, metrics
+        folder = settings.model_dir
+        variants = (REPEATABLE, FAST) if settings.variant == "auto" else (settings.variant,)
+        self.codec = Codec(folder)
+        self.defaults = default_settings(folder)
+        self.screen = load_screen(settings.screen_dir)
+        self.screen_sha256 = _folder_digest(settings.screen_dir)
+        self.version = model_version(settings.model_name)
+        self.engines: dict[str, Engine] = {}
+        self.sha256s: dict[str, str] = {}
+        for variant in variants:
+            # OnnxDecoder checks each file's size and sha256 against the export manifest
+            decoder = OnnxDecoder(folder / VARIANT_FILES[variant], settings.threads)
+            if settings.warmup:  # the first run of a session allocates and picks kernels
+                ids = np.array([self.codec.encode("Once upon a time") or [0]], dtype=np.int64)
+                decoder.step(*full_inputs(ids), decoder.empty_cache(1))
+            self.context = decoder.context
+            self.sha256s[variant] = weights_sha256(folder, variant)
+            self.engines[variant] = Engine(
+                decoder,
+                eos_token_id=decoder.eos_token_id,
+                decode=self.codec.decode,
+                max_batch=settings.max_batch,
+                token_budget=settings.token_budget,
+                gather_s=settings.gather_ms / 1000,
+                observe=metrics,
+            )
+        self.sha256 = self.sha256s[variants[0]]  # the file repeatable requests, and so the cache, depend on
+        for engine in self.engines.values():
+            engine.start()
+
+    def close(self) -> None:
+        for engine in self.engines.values():
+            engine.stop()
+
+    def engine_for(self, repeatable: bool) -> Engine:
+        return self.engines.get(REPEATABLE if repeatable else FAST) or next(iter(self.engines.values()))
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "id": self.settings.model_name,
+            "object": "model",
+            "created": 0,
+            "owned_by": "ai-tale",
+            "version": self.version,
+            "sha256": self.sha256,
+            "variant": self.settings.variant,
+            "files": self.sha256s,
+            "context": self.context,
+            "generation_defaults": self.defaults.to_json(),
+        }
+
+    async def write(
+        self,
+        prompt_ids: list[int],
+        settings: Settings,
+        *,
+        age_group: str,
+        story: bool,
+        deadline: float,
+        repeatable: bool,
+        release: Callable[[str], Awaitable[None]] | None = None,
+    ) -> Written:
+        """The screened text of one row; ``release`` receives each newly screened piece (streaming).
+
+        ``repeatable``: the request gave its seed (or decodes greedily), so it runs where its tokens
+        cannot depend on the rows beside it.
+        """
+        decode = self.codec.decode_story if story else self.codec.decode
+        loop = asyncio.get_running_loop()
+        arrived = time.monotonic()
+        job = Job(
+            list(prompt_ids),
+            settings,
+            deadline=deadline,
+            loop=loop,
+            queue_deadline=min(deadline, arrived + self.settings.queue_timeout_s),
+        )
+        engine = self.engine_for(repeatable)
+        engine.submit(job)
+        self.refresh_gauges()
+        tokens: list[int] = []
+        released, last = 0, None
+        row: Row | None = None
+        try:
+            while row is None:
+                try:
+                    kind, value = await asyncio.wait_for(
+                        job.events.get(), timeout=max(0.0, deadline - loop.time() + 1.0)
+                    )
+                except TimeoutError:
+                    raise ServiceError(504, "timeout", "the story took longer than the server allows") from None
+                if kind == "tokens":
+                    now = time.monotonic()
+                    if last is None:
+                        self.metrics.ttft.observe(now - arrived)
+                    else:
+                        self.metrics.inter_token.observe((now - last) / len(value))
+                    last = now
+                    tokens += value
+                    self.metrics.tokens.inc(len(value))
+                    if release is not None:
+                        text = decode(tokens)
+                        cut = _complete_sentences(text)
+                        if cut > released:
+                            verdict = self._judge(text[:cut], age_group)
+                            if not verdict["safe"]:
+                                engine.cancel(job)
+                                return Written("", tokens, len(job.prompt), CONTENT_FILTER, False, verdict)
+                            await release(text[released:cut])
+                            released = cut
+                elif kind == "end":
+                    row = value
+                else:
+                    raise _error(value)
+        finally:
+            if row is None:
+                engine.cancel(job)  # the client went away, or the request failed: free the row now
+            self.refresh_gauges()
+        text = row.stop_text if row.stop_text is not None else decode(row.tokens)
+        text = finish(text, row.finish_reason == STOP) if story else text
+        verdict = self._judge(text, age_group)
+        if not verdict["safe"]:
+            return Written("", row.tokens, len(row.prompt), CONTENT_FILTER, False, verdict)
+        if release is not None and len(text) > released:
+            await release(text[released:])
+        return Written(text, row.tokens, len(row.prompt), row.finish_reason, True, verdict)
+
+    def _judge(self, text: str, age_group: str) -> dict[str, Any]:
+        verdict = self.screen.judge(text, age_group).to_json()
+        self.metrics.screened.labels("safe" if verdict["safe"] else "unsafe").inc()
+        return verdict
+
+    def refresh_gauges(self) -> None:
+        self.metrics.running.set(sum(e.running for e in self.engines.values()))
+        self.metrics.waiting.set(sum(e.waiting for e in self.engines.values()))
+
+
+def _complete_sentences(text: str) -> int:
+    """Where the text's last complete sentence ends (0: none yet)."""
+    ends = list(_SENTENCE_DONE.finditer(text))
+    return ends[-1].end() if ends else 0
+
+
+def _error(reason) -> ServiceError:
+    if reason == TIMEOUT:
+        return ServiceError(504, "timeout", "the story took longer than the server allows")
+    if reason == QUEUE_TIMEOUT:
+        return ServiceError(503, "overloaded", "the server is busy: no batch row came free in time; retry later")
+    if reason == CANCELLED:
+        return ServiceError(499, "cancelled", "the request was cancelled")
+    log.error("generation failed: %s", type(reason).__name__)
+    return ServiceError(500, "server_error", "the model failed while writing; the request was not completed")
+
+
+def _folder_digest(folder: Path) -> str:
+    """One sha256 over a folder's files (the content screen's bundle), for cache keys."""
+    entries = sorted(p for p in Path(folder).rglob("*") if p.is_file())
+    lines = "\n".join(f"{p.relative_to(folder)}:{file_sha256(p)}" for p in entries)
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def model_version(name: str) -> str | None:
+    """The model's version: ``AITALE_SERVE_MODEL_VERSION``, else the gto tag (``name@vX``) at HEAD, else None."""
+    if version := os.environ.get("AITALE_SERVE_MODEL_VERSION"):
+        return version
+    try:
+        tags = subprocess.run(
+            ["git", "tag", "--points-at", "HEAD", "--list", f"{name}@*"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.split()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return sorted(tags)[-1].split("@", 1)[1] if tags else None

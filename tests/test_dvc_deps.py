@@ -1,0 +1,113 @@
+"""dvc.yaml's promise, checked: each stage lists exactly the code it runs and the params keys it reads.
+
+A stage that runs a module it does not list is silently stale when that module changes; a stage that
+lists what it never runs or reads reruns for nothing. Both directions fail here, for every stage,
+including stages added later.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from dvc.dependency.param import ParamsDependency
+from dvc.repo import Repo
+
+from tests.helpers import REPO, clone_project, import_closure, set_param, sh
+
+CODE = ("aitale/", "stages/")
+VALIDATES_EVERYTHING = "check"  # reads no key one by one: it validates the whole file
+# Keys a stage reads only when its input calls for them, which the tiny project's run does not do.
+READ_WHEN_NEEDED = {
+    "download": {"data.gutenberg.mirror", "data.gutenberg.sha256", "data.gutenberg.timeout_s"},  # books to fetch
+    "prepare": {"prepare.dedupe.near_duplicate_same_title"},  # two books' stories with the same title
+}
+
+
+def stages_of(root: Path) -> dict[str, object]:
+    """DVC's own reading of dvc.yaml (foreach expanded, ${} resolved), by stage name."""
+    with Repo(str(root)) as repo:
+        return {stage.name: stage for stage in repo.index.stages}
+
+
+def stage_module(stage) -> str:
+    match = re.search(r"python -m (stages\.\w+)", stage.cmd)
+    assert match, f"{stage.addressing}: its command is not `python -m stages.<name>`"
+    return match.group(1)
+
+
+def declared_params(stage) -> list[str]:
+    return [key for dep in stage.deps if isinstance(dep, ParamsDependency) for key in dep.params]
+
+
+def leaf_keys(params: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for name, value in params.items():
+        key = f"{prefix}{name}"
+        keys += leaf_keys(value, f"{key}.") if isinstance(value, dict) and value else [key]
+    return keys
+
+
+@pytest.mark.parametrize("name", sorted(stages_of(REPO)))
+def test_every_stage_lists_exactly_the_code_it_runs(name):
+    stage = stages_of(REPO)[name]
+    listed = {str(dep.def_path) for dep in stage.deps if str(dep.def_path).startswith(CODE)}
+    runs = import_closure(stage_module(stage))
+    assert listed == runs, (
+        f"{name}: dvc.yaml lists code it does not run: {sorted(listed - runs)}; and misses code it runs: "
+        f"{sorted(runs - listed)}. Its deps should be:\n" + "\n".join(f"- {path}" for path in sorted(runs))
+    )
+
+
+def test_dvc_lock_holds_exactly_the_stages_dvc_yaml_defines():
+    locked = set(yaml.safe_load((REPO / "dvc.lock").read_text())["stages"])
+    assert locked == set(stages_of(REPO))
+
+
+def covered(key: str, declared: list[str]) -> bool:
+    return any(key == d or key.startswith(d + ".") for d in declared)
+
+
+def test_every_stage_declares_exactly_the_params_it_reads(dvc_project, params_reads):
+    """Each stage of the tiny project's `dvc repro` recorded the keys it read (aitale/params.py); dvc.yaml
+    must declare each of them, and declare nothing that the stage did not read."""
+    params = yaml.safe_load((dvc_project / "params.yaml").read_text())
+    stages = stages_of(dvc_project)
+    runs = {}
+    for record in params_reads:
+        argv = " ".join(record["argv"][1:])
+        if record["argv"][0].endswith(f"stages/{VALIDATES_EVERYTHING}.py"):
+            continue
+        names = [name for name, stage in stages.items() if stage.cmd.split(" ", 3)[-1] == argv]
+        assert len(names) == 1, f"no single stage ran {record['argv']}"
+        runs[names[0]] = set(record["reads"])
+    assert set(runs) == set(stages) - {VALIDATES_EVERYTHING}
+    for name, reads in sorted(runs.items()):
+        declared = declared_params(stages[name])
+        undeclared = sorted(key for key in reads if not covered(key, declared))
+        unread = sorted(key for key in leaf_keys(params) if covered(key, declared) and not covered(key, sorted(reads)))
+        assert undeclared == [], f"{name} reads params that dvc.yaml does not list: it would go stale"
+        assert set(unread) == READ_WHEN_NEEDED.get(name, set()), f"dvc.yaml lists params {name} never reads"
+
+
+def unread_keys(root: Path) -> list[str]:
+    stages = stages_of(root)
+    declared = [key for name, stage in stages.items() if name != VALIDATES_EVERYTHING for key in declared_params(stage)]
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    return [key for key in leaf_keys(params) if not covered(key, declared)]
+
+
+def test_an_unread_key_reruns_nothing_but_the_check(dvc_project, tmp_path):
+    repo = clone_project(dvc_project, tmp_path / "ai-tale")
+    keys = unread_keys(repo)
+    assert {"train.pretrained.learning_rate", "human_eval.seed"} <= set(keys)
+    for key in keys:
+        value = yaml.safe_load((repo / "params.yaml").read_text())
+        for part in key.split("."):
+            value = value[part]
+        set_param(repo, key, "x" if isinstance(value, str) else [value] if not isinstance(value, list) else [])
+        try:
+            assert set(json.loads(sh("dvc", "status", "--json", cwd=repo))) == {VALIDATES_EVERYTHING}, key
+        finally:
+            sh("git", "checkout", "params.yaml", cwd=repo)
