@@ -118,12 +118,19 @@ books-sweep: setup  ## the sweep on the ten books (9 points, ~35 min on 2 idle c
 	python -m benchmarks.books_sweep --minutes $(SWEEP_MINUTES) $(BOOKS_DATA)
 
 BUDGET_MINUTES ?= 30
+BUDGET_OLD = benchmarks/results/cpu_budget_old_recipe.json
 books-budget: setup  ## the recipe trained for BUDGET_MINUTES on the ten books, scored on test and hold-out
-	python -m benchmarks.cpu_budget --minutes $(BUDGET_MINUTES) $(BOOKS_DATA) $(BOOKS_RECIPE)
+	python -m benchmarks.cpu_budget --minutes $(BUDGET_MINUTES) $(BOOKS_DATA) $(BOOKS_RECIPE) --compare $(BUDGET_OLD)
+
+# The recipe before the sweep (4 blocks), for the old curve beside the new one on the same plot.
+books-budget-old: setup  ## the pre-sweep recipe (4 blocks) for BUDGET_MINUTES, beside books-budget's result
+	python -m benchmarks.cpu_budget --minutes $(BUDGET_MINUTES) $(BOOKS_DATA) $(BOOKS_RECIPE) -S model.n_layer=4 \
+		--output $(BUDGET_OLD) --compare benchmarks/results/cpu_budget.json
+	python -m benchmarks.cpu_budget --replot --compare $(BUDGET_OLD)
 
 TABLE_REVS ?= --rev HEAD  # the experiments of a commit; e.g. TABLE_REVS="--rev 7f29501 --rev HEAD"
 books-table:  ## the sweep's dvc exp show table (Markdown)
 	@dvc exp show --md --no-pager $(TABLE_REVS) --drop '.*' --keep \
 		'Experiment|model.vocab_size|model.n_layer|model.n_embd|model.context|model.dropout|train.scratch.learning_rate|train.scratch.schedule|train.scratch.batch_size|train.scratch.max_steps|metrics/train.json:tokens_seen|metrics/train.json:val_bits_per_byte'
 
-.PHONY: books books-sweep books-budget books-table
+.PHONY: books books-sweep books-budget books-budget-old books-table

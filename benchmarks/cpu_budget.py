@@ -9,8 +9,10 @@ such text, GPT-2 124M about 1.0-1.1.
     .venv/bin/python -m benchmarks.cpu_budget --minutes 30
     .venv/bin/python -m benchmarks.cpu_budget --minutes 2     # a quick look
     make books-budget                                         # the books recipe's settings (-S values)
+    make books-budget-old                                     # the recipe before the sweep, for its curve
 
-Results: benchmarks/results/cpu_budget.json
+Results: benchmarks/results/cpu_budget.json (``--output``) and a loss-against-time plot beside it,
+with the curves of the ``--compare`` results drawn on the same axes.
 """
 
 from __future__ import annotations
@@ -36,9 +38,18 @@ BOOKS = [28, 503, 640, 2591, 5314, 7128, 11339, 17208, 22373, 29021]
 
 
 def stage(name: str, config: Path, *args: str) -> float:
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", f"stages.{name}", "--config", str(config), *args], cwd=REPO, check=True)
-    return time.perf_counter() - started
+    """Run stage ``name``, unless an earlier run in the same --work folder finished it: its seconds, then."""
+    done = config.parent / "seconds.json"
+    seconds = json.loads(done.read_text()) if done.exists() else {}
+    key = f"{name} -> {args[args.index('--output-dir') + 1]}"
+    if key not in seconds:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", f"stages.{name}", "--config", str(config), *args], cwd=REPO, check=True)
+        seconds[key] = time.perf_counter() - started
+        done.write_text(json.dumps(seconds, indent=1))
+    else:
+        print(f"{name}: done by an earlier run in {config.parent}", flush=True)
+    return seconds[key]
 
 
 def main() -> None:
@@ -51,10 +62,25 @@ def main() -> None:
     parser.add_argument(
         "-S", dest="settings", action="append", default=[], metavar="KEY=VALUE", help="a params value (as -S)"
     )
+    parser.add_argument(
+        "--output", type=Path, default=REPO / "benchmarks/results/cpu_budget.json", help="the result file (JSON)"
+    )
+    parser.add_argument(
+        "--compare", type=Path, action="append", default=[], help="another result whose curve joins the plot"
+    )
+    parser.add_argument("--replot", action="store_true", help="only redraw the plot of --output and --compare")
+    parser.add_argument(
+        "--work", type=Path, help="the working folder (default: a new temporary one); a stopped run's folder goes on"
+    )
     args = parser.parse_args()
+    if args.replot:
+        plot([json.loads(args.output.read_text())], args.compare, args.output.with_suffix(".png"))
+        return
     load_before = os.getloadavg()
 
-    work = Path(tempfile.mkdtemp(prefix="cpu-budget-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="cpu-budget-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"working in {work}", flush=True)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"]["gutenberg"].update(books=BOOKS, mirror=args.mirror)
     params["model"]["vocab_size"] = args.vocab_size
@@ -161,6 +187,8 @@ def main() -> None:
         str(work / "processed/holdout.jsonl"),
         "--screen",
         str(work / "safety"),
+        "--labelled",
+        str(REPO / "data/safety/passages.jsonl"),
         "--output-dir",
         str(work / "eval"),
     )
@@ -171,7 +199,7 @@ def main() -> None:
         (work / "live/plots/metrics/train/loss.tsv").read_text(),
         (work / "speed/plots/metrics/elapsed_seconds.tsv").read_text(),
     )
-    out = REPO / "benchmarks/results/cpu_budget.json"
+    out = args.output
     previous = json.loads(out.read_text()) if out.exists() else None
     result = {
         "budget_minutes": args.minutes,
@@ -199,15 +227,22 @@ def main() -> None:
         "previous_run": {k: v for k, v in (previous or {}).items() if k != "previous_run"} or None,
     }
     out.write_text(json.dumps(result, indent=2) + "\n")
-    plot(result, out.with_suffix(".png"))
+    plot([result], args.compare, out.with_suffix(".png"))
     print(json.dumps(result, indent=2))
 
 
-def plot(result: dict, path: Path) -> None:
-    """The run's loss against time (benchmarks/results/cpu_budget.png)."""
-    label = f"{result['budget_minutes']:g} min: {result['test_bits_per_byte']:.3f} test bpb"
-    scale = result["val_bits_per_byte"] / result["val_loss"]
-    plot_curves({label: (result["curve"], scale)}, path, "The books recipe on the ten books")
+def plot(results: list[dict], compare: list[Path], path: Path) -> None:
+    """Each run's train loss against time, in bits per byte, on one set of axes."""
+    results = results + [json.loads(other.read_text()) for other in compare if other.exists()]
+    curves = {}
+    for result in results:
+        label = (
+            f"{result['parameters'] / 1e6:.1f} M weights, {result['steps']} steps: "
+            f"{result['test_bits_per_byte']:.3f} test bpb"
+        )
+        curves[label] = (result["curve"], result["val_bits_per_byte"] / result["val_loss"])
+    title = f"{results[0]['budget_minutes']:g} minutes of training on the ten books"
+    plot_curves(curves, path, title)
 
 
 if __name__ == "__main__":

@@ -229,13 +229,32 @@ DECODERS = ("gpt2", "gpt_neo")  # the decoder-only bases of the spec, built tiny
 ARCHITECTURES = (*DECODERS, "t5")
 
 
+def tiny_gpt2(vocab_size: int = 300, n_positions: int = 64, bos: int = 0, eos: int = 0, pad: int = 1, seed: int = 0):
+    """A random 2-layer, 32-wide GPT-2 in eval mode. Its large initial weights (0.2) give peaked logits,
+    so greedy decoding never falls on a near-tie that float error could flip."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=n_positions,
+        n_layer=2,
+        n_head=2,
+        n_embd=32,
+        initializer_range=0.2,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        pad_token_id=pad,
+    )
+    return GPT2LMHeadModel(config).eval()
+
+
 def tiny_base(kind: str, tokenizer, folder: Path | None = None, seed: int = 0):
     """A random-weight model of architecture ``kind`` (2 layers, 32 wide, 64 positions) sized to ``tokenizer``;
     with ``folder``, saved there with save_pretrained and the tokenizer, as a local ``model.base``."""
     import torch
     from transformers import (
-        GPT2Config,
-        GPT2LMHeadModel,
         GPTNeoConfig,
         GPTNeoForCausalLM,
         T5Config,
@@ -249,10 +268,9 @@ def tiny_base(kind: str, tokenizer, folder: Path | None = None, seed: int = 0):
     }
     torch.manual_seed(seed)
     if kind == "gpt2":
-        config = GPT2Config(
-            vocab_size=len(tokenizer), n_positions=64, n_layer=2, n_head=2, n_embd=32, initializer_range=0.2, **ids
+        model = tiny_gpt2(
+            len(tokenizer), bos=ids["bos_token_id"], eos=ids["eos_token_id"], pad=ids["pad_token_id"], seed=seed
         )
-        model = GPT2LMHeadModel(config)
     elif kind == "gpt_neo":
         config = GPTNeoConfig(
             vocab_size=len(tokenizer),

@@ -10,6 +10,26 @@ from tests.helpers import REPO, run_stage, tiny_params
 NARRATIVE = {"coherence", "arc_consistency", "character_consistency", "age_appropriateness", "creativity"}
 
 
+def evaluate(run, data, screen, config, output_dir):
+    """The evaluate stage on the tiny scratch run's model and the tiny data's test and hold-out splits."""
+    return run_stage(
+        "evaluate",
+        "--model-path",
+        str(run / "weights/storyteller"),
+        "--test-dataset",
+        str(data / "processed/test.jsonl"),
+        "--screen",
+        str(screen),
+        "--labelled",
+        str(REPO / "data/safety/passages.jsonl"),
+        "--holdout",
+        str(data / "processed/holdout.jsonl"),
+        "--output-dir",
+        str(output_dir),
+        config=config,
+    )
+
+
 @pytest.fixture(scope="module")
 def evaluated(scratch_run, tiny_data, screen_dir, tmp_path_factory):
     root, _ = scratch_run
@@ -17,22 +37,7 @@ def evaluated(scratch_run, tiny_data, screen_dir, tmp_path_factory):
     config = tiny_params(
         out / "params.yaml", evaluate={"sample_prompts": ["The Tiny Test", "A Second Tale"], "samples_per_prompt": 1}
     )
-    result = run_stage(
-        "evaluate",
-        "--model-path",
-        str(root / "weights/storyteller"),
-        "--test-dataset",
-        str(tiny_data / "processed/test.jsonl"),
-        "--screen",
-        str(screen_dir),
-        "--labelled",
-        str(REPO / "data/safety/passages.jsonl"),
-        "--holdout",
-        str(tiny_data / "processed/holdout.jsonl"),
-        "--output-dir",
-        str(out / "results"),
-        config=config,
-    )
+    result = evaluate(root, tiny_data, screen_dir, config, out / "results")
     assert result.returncode == 0, result.stderr
     return out, json.loads((out / "results/eval.json").read_text())
 
@@ -93,22 +98,7 @@ def test_samples_and_plot_data_are_written(evaluated):
 def test_generation_is_seeded(evaluated, scratch_run, tiny_data, screen_dir):
     out, _ = evaluated
     root, _ = scratch_run
-    result = run_stage(
-        "evaluate",
-        "--model-path",
-        str(root / "weights/storyteller"),
-        "--test-dataset",
-        str(tiny_data / "processed/test.jsonl"),
-        "--screen",
-        str(screen_dir),
-        "--labelled",
-        str(REPO / "data/safety/passages.jsonl"),
-        "--holdout",
-        str(tiny_data / "processed/holdout.jsonl"),
-        "--output-dir",
-        str(out / "again"),
-        config=out / "params.yaml",
-    )
+    result = evaluate(root, tiny_data, screen_dir, out / "params.yaml", out / "again")
     assert result.returncode == 0, result.stderr
     for name in ("samples.md", "samples.html", "eval.json", "plots/arc_samples.csv"):
         assert (out / "again" / name).read_bytes() == (out / "results" / name).read_bytes(), name

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoTokenizer, GenerationConfig, GPT2Config, GPT2LMHeadModel
+from transformers import AutoTokenizer, GenerationConfig, GPT2LMHeadModel
 from transformers.generation.logits_process import (
     MinNewTokensLengthLogitsProcessor,
     NoRepeatNGramLogitsProcessor,
@@ -27,7 +27,7 @@ from aitale.export.build import FP32, INT8, TORCHSCRIPT, check_parity, export_al
 from aitale.generation.batch import generate_one
 from aitale.generation.decoders import ModelFileError, OnnxDecoder, TorchScriptDecoder, full_inputs
 from aitale.generation.sampling import Settings, process
-from tests.helpers import run_stage, tiny_params
+from tests.helpers import run_stage, tiny_gpt2, tiny_params
 
 TITLES = ["The Tiny Test", "A Fox in the Snow"]
 PARAMS = Settings(
@@ -48,25 +48,16 @@ GREEDY = PARAMS.but(do_sample=False, no_repeat_ngram_size=0, min_new_tokens=0)
 def tiny_model(tiny_data, tmp_path_factory) -> Path:
     """A random 2-layer GPT-2 saved with save_pretrained, tokenizer and generation config."""
     tokenizer = AutoTokenizer.from_pretrained(tiny_data / "tokenizer")
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=64,
-        n_layer=2,
-        n_head=2,
-        n_embd=32,
-        initializer_range=0.2,  # peaked logits: no near-ties for greedy decoding to fall on
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+    model = tiny_gpt2(
+        len(tokenizer), bos=tokenizer.bos_token_id, eos=tokenizer.eos_token_id, pad=tokenizer.pad_token_id
     )
     folder = tmp_path_factory.mktemp("tiny_model")
-    GPT2LMHeadModel(config).eval().save_pretrained(folder)
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     GenerationConfig(
         **{k: v for k, v in PARAMS.to_json().items() if k not in ("seed", "stop")},
-        eos_token_id=config.eos_token_id,
-        pad_token_id=config.pad_token_id,
+        eos_token_id=model.config.eos_token_id,
+        pad_token_id=model.config.pad_token_id,
     ).save_pretrained(folder)
     return folder
 
@@ -239,22 +230,28 @@ def stage_config(path: Path, **export) -> Path:
     )
 
 
-def test_stage_writes_the_files_and_metrics(tiny_model, tiny_data, tmp_path):
-    output, metrics_path, speed_path = tmp_path / "onnx", tmp_path / "export.json", tmp_path / "speed.json"
-    result = run_stage(
+def export(model, data, work, output, metrics, speed, *flags):
+    """The export stage on ``model`` with the tiny data's test split and the small latency settings."""
+    return run_stage(
         "export",
         "--model",
-        str(tiny_model),
+        str(model),
         "--test",
-        str(tiny_data / "processed/test.jsonl"),
+        str(data / "processed/test.jsonl"),
         "--output-dir",
         str(output),
         "--metrics",
-        str(metrics_path),
+        str(metrics),
         "--speed",
-        str(speed_path),
-        config=stage_config(tmp_path / "params.yaml"),
+        str(speed),
+        *flags,
+        config=stage_config(work / "params.yaml"),
     )
+
+
+def test_stage_writes_the_files_and_metrics(tiny_model, tiny_data, tmp_path):
+    output, metrics_path, speed_path = tmp_path / "onnx", tmp_path / "export.json", tmp_path / "speed.json"
+    result = export(tiny_model, tiny_data, tmp_path, output, metrics_path, speed_path)
     assert result.returncode == 0, result.stderr
     metrics, speed = json.loads(metrics_path.read_text()), json.loads(speed_path.read_text())
     assert set(metrics["variants"]) == set(speed["variants"]) == {"pytorch", "onnx_fp32", "onnx_int8", "torchscript"}
@@ -275,21 +272,15 @@ def test_stage_writes_the_files_and_metrics(tiny_model, tiny_data, tmp_path):
 
 def test_stage_fails_when_parity_is_out_of_tolerance(tiny_model, tiny_data, tmp_path):
     output = tmp_path / "onnx"
-    result = run_stage(
-        "export",
-        "--model",
-        str(tiny_model),
-        "--test",
-        str(tiny_data / "processed/test.jsonl"),
-        "--output-dir",
-        str(output),
-        "--metrics",
-        str(tmp_path / "export.json"),
-        "--speed",
-        str(tmp_path / "speed.json"),
+    result = export(
+        tiny_model,
+        tiny_data,
+        tmp_path,
+        output,
+        tmp_path / "export.json",
+        tmp_path / "speed.json",
         "--parity_tolerance",
         "1.0e-12",
-        config=stage_config(tmp_path / "params.yaml"),
     )
     assert result.returncode != 0
     assert "parity check failed" in result.stderr and "export.parity_tolerance" in result.stderr

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
 
 from aitale.export.build import FP32, export_all
 from aitale.generation.batch import LENGTH, STOP, Batch, Row, generate, generate_one
 from aitale.generation.decoders import OnnxDecoder, TorchDecoder
 from aitale.generation.sampling import Settings
+from tests.helpers import tiny_gpt2
 
 PROMPTS = [[5, 6, 7], [8, 9, 10, 11, 12, 13], [20], [30, 31, 32, 33]]
 SAMPLED = Settings(do_sample=True, temperature=0.9, top_k=20, top_p=0.9, no_repeat_ngram_size=2, max_new_tokens=30)
@@ -17,19 +17,7 @@ GREEDY = Settings(do_sample=False, max_new_tokens=20)
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=300,
-        n_positions=64,
-        n_layer=2,
-        n_head=2,
-        n_embd=32,
-        initializer_range=0.2,
-        bos_token_id=0,
-        eos_token_id=0,
-        pad_token_id=1,
-    )
-    return GPT2LMHeadModel(config).eval()
+    return tiny_gpt2()
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ import asyncio
 import time
 
 import pytest
-import torch
-from transformers import GPT2Config, GPT2LMHeadModel
 
 from aitale.export.build import FP32, export_all
 from aitale.generation.batch import generate_one
@@ -13,26 +11,14 @@ from aitale.generation.decoders import OnnxDecoder
 from aitale.generation.sampling import Settings
 from aitale.serve.cache import ResponseCache, cache_key
 from aitale.serve.engine import QUEUE_TIMEOUT, TIMEOUT, Engine, Job
+from tests.helpers import tiny_gpt2
 
 SAMPLED = Settings(do_sample=True, temperature=0.9, top_k=20, max_new_tokens=24)
 
 
 @pytest.fixture(scope="module")
 def decoder(tmp_path_factory):
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(
-        GPT2Config(
-            vocab_size=300,
-            n_positions=128,
-            n_layer=2,
-            n_head=2,
-            n_embd=32,
-            initializer_range=0.2,
-            bos_token_id=0,
-            eos_token_id=0,
-            pad_token_id=1,
-        )
-    ).eval()
+    model = tiny_gpt2(n_positions=128)
     saved, folder = tmp_path_factory.mktemp("model"), tmp_path_factory.mktemp("onnx")
     model.save_pretrained(saved)
     export_all(model, saved, folder, opset=17)

@@ -81,65 +81,49 @@ def test_output_loads_in_a_transformers_pipeline(scratch_run):
     assert out.startswith(prompt("The Tiny Test")) and len(out) > len(prompt("The Tiny Test"))
 
 
-def test_specialised_model_reports_its_slice_against_the_broad_model(scratch_run, tiny_data):
-    root, config = scratch_run
-    result = run_stage(
+def specialise(name: str, root: Path, data: Path, work: Path, config: Path):
+    """The specialise stage for chain entry ``name`` from the scratch run's storyteller, writing under ``work``."""
+    return run_stage(
         "specialise",
         "--name",
-        "age-3-5",
+        name,
         "--base-model",
         str(root / "weights/storyteller"),
         "--train",
-        str(tiny_data / "processed/train.jsonl"),
+        str(data / "processed/train.jsonl"),
         "--val",
-        str(tiny_data / "processed/val.jsonl"),
+        str(data / "processed/val.jsonl"),
         "--output-dir",
-        str(root / "weights/age-3-5"),
+        str(work / "out"),
         "--checkpoints",
-        str(root / "checkpoints-age"),
+        str(work / "ck"),
         "--live",
-        str(root / "live-age"),
+        str(work / "live"),
         "--speed",
-        str(root / "speed-age"),
+        str(work / "speed"),
         "--metrics",
-        str(root / "metrics/specialise/age-3-5.json"),
+        str(work / "metrics.json"),
         config=config,
     )
+
+
+def test_specialised_model_reports_its_slice_against_the_broad_model(scratch_run, tiny_data):
+    root, config = scratch_run
+    result = specialise("age-3-5", root, tiny_data, root / "age-3-5", config)
     assert result.returncode == 0, result.stderr
-    metrics = json.loads((root / "metrics/specialise/age-3-5.json").read_text())
+    metrics = json.loads((root / "age-3-5/metrics.json").read_text())
     assert metrics["slice"] == {"age_group": "3-5"}
     assert metrics["val_loss_change"] == pytest.approx(metrics["val_loss"] - metrics["parent_val_loss"], abs=1e-3)
     slice_size = sum(r["age_group"] == "3-5" for r in read_jsonl(tiny_data / "processed/train.jsonl"))
     assert metrics["train_stories"] == slice_size
-    assert AutoModelForCausalLM.from_pretrained(root / "weights/age-3-5").config.n_embd == 32
+    assert AutoModelForCausalLM.from_pretrained(root / "age-3-5/out").config.n_embd == 32
 
 
 def test_a_slice_without_validation_stories_is_rejected(scratch_run, tiny_data, tmp_path):
     root, _ = scratch_run
     nobody = {"parent": "storyteller", "theme": "curiosity", "style": "fable", "age_group": "3-5"}
     config = tiny_params(tmp_path / "params.yaml", specialise={"chain": {"nobody": nobody}})
-    result = run_stage(
-        "specialise",
-        "--name",
-        "nobody",
-        "--base-model",
-        str(root / "weights/storyteller"),
-        "--train",
-        str(tiny_data / "processed/train.jsonl"),
-        "--val",
-        str(tiny_data / "processed/val.jsonl"),
-        "--output-dir",
-        str(tmp_path / "out"),
-        "--checkpoints",
-        str(tmp_path / "ck"),
-        "--live",
-        str(tmp_path / "live"),
-        "--speed",
-        str(tmp_path / "speed"),
-        "--metrics",
-        str(tmp_path / "m.json"),
-        config=config,
-    )
+    result = specialise("nobody", root, tiny_data, tmp_path, config)
     assert result.returncode == 2 and "specialise.chain.nobody: no stories of" in result.stderr
     assert not (tmp_path / "out").exists()
 
