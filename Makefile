@@ -106,7 +106,7 @@ BOOKS_DATA = -S 'data.gutenberg.books=[28,503,640,2591,5314,7128,11339,17208,223
 # peak learning rate 2e-3, linear decay, an 8,192-token vocabulary) two blocks deeper for a 30-minute
 # budget, and the step count books-budget reached in 30 minutes on 2 idle cores.
 BOOKS_RECIPE = -S model.vocab_size=8192 -S model.n_layer=6 -S model.dropout=0.1 -S train.scratch.learning_rate=2.0e-3 \
-	-S train.scratch.schedule=linear -S train.scratch.epochs=100 -S train.scratch.max_steps=1500 \
+	-S train.scratch.schedule=linear -S train.scratch.epochs=100 -S train.scratch.max_steps=2236 \
 	-S train.eval_every=150 -S train.checkpoint_every=150 -S train.sample_every=750 -S train.patience=0
 books: setup  ## the ten reference books with the recipe's settings, as one experiment: make books
 	dvc exp run $(BOOKS_DATA) $(BOOKS_RECIPE)

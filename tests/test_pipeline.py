@@ -174,7 +174,8 @@ def test_reverting_an_edit_restores_the_outputs_from_the_run_cache(repo):
     assert sh("git", "diff", "HEAD", "--name-only", "dvc.lock", cwd=repo).strip() == "dvc.lock"
     sh("git", "checkout", "params.yaml", cwd=repo)
     output = sh("dvc", "repro", cwd=repo)
-    assert ran(output) == {"check"}, "a stage was rerun instead of restored"  # the check is never cached
+    # Only the second-long validation may run again (when DVC finds no lock entry of it to skip with)
+    assert ran(output) <= {"check"}, "a stage was rerun instead of restored"
     assert "Stage 'package' is cached - skipping run, checking out outputs" in output
     # metrics/speed/ keeps the timings of the last run, so only the results are compared
     assert (
