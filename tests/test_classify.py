@@ -110,3 +110,20 @@ def test_the_control_metric_prefers_a_story_that_matches_its_request(classified,
 
     matching, mismatched = control.accuracy(requests(False), found), control.accuracy(requests(True), found)
     assert sum(matching.values()) > sum(mismatched.values())
+
+
+def test_scores_from_known_features_equal_the_saved_heads_own_probabilities(classified, tiny_data):
+    """The stage scores held-out passages from the trunk features it already has; the saved head,
+    run whole as users run it, must give the same probabilities."""
+    from aitale.modeling.heads import feature_probabilities, features, head_probabilities
+
+    out, _ = classified
+    texts = [record["text"][:400] for record in read_jsonl(tiny_data / "processed/test.jsonl")][:4]
+    for task in ("theme", "style"):
+        folder = out / "heads" / task
+        head = AutoModelForSequenceClassification.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        whole = head_probabilities(head, tokenizer, texts, 64)
+        from_features = feature_probabilities(head, features(head, tokenizer, texts, 64))
+        assert whole.shape == (len(texts), head.config.num_labels)
+        np.testing.assert_allclose(from_features, whole, atol=1e-5)

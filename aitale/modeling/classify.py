@@ -33,7 +33,7 @@ from aitale.modeling.baseline import (
     macro_f1,
     predictions,
 )
-from aitale.modeling.heads import build_head, features, fit_score_layer, head_probabilities
+from aitale.modeling.heads import build_head, feature_probabilities, features, fit_score_layer, head_probabilities
 from aitale.modeling.model import model_context
 from aitale.params import ClassifyParams
 
@@ -125,10 +125,9 @@ def train_heads(model_dir: str | Path, data: dict[str, Dataset], params: Classif
         )
         baseline = Baseline(task, params.seed).fit(dataset.train)
         texts = [ex.text for ex in dataset.heldout]
+        held_out = np.stack([known[text] for text in texts]) if texts else np.zeros((0, storyteller.config.n_embd))
         scores = {
-            "head": score(
-                task, dataset.heldout, head_probabilities(head, tokenizer, texts, max_tokens), params.threshold
-            ),
+            "head": score(task, dataset.heldout, feature_probabilities(head, held_out), params.threshold),
             "baseline": score(task, dataset.heldout, baseline.probabilities(texts), params.threshold),
         }
         key = "macro_f1_stories" if name in STORY_TASKS else "macro_f1"

@@ -116,5 +116,16 @@ def head_probabilities(
     parts = []
     for start in range(0, len(texts), batch_size):
         logits = head(**encode(tokenizer, texts[start : start + batch_size], max_tokens)).logits.float()
-        parts.append(torch.sigmoid(logits) if head.config.problem_type == MULTI_LABEL else logits.softmax(-1))
+        parts.append(to_probabilities(head, logits))
     return torch.cat(parts).numpy() if parts else np.zeros((0, head.config.num_labels))
+
+
+def feature_probabilities(head: GPT2ForSequenceClassification, trunk_features: np.ndarray) -> np.ndarray:
+    """What ``head_probabilities`` gives for texts whose ``features`` are known, without the trunk again."""
+    logits = torch.from_numpy(trunk_features) @ head.score.weight.detach().float().T
+    return to_probabilities(head, logits).numpy()
+
+
+def to_probabilities(head: GPT2ForSequenceClassification, logits: torch.Tensor) -> torch.Tensor:
+    """Sigmoid per label for multi-label heads, softmax otherwise."""
+    return torch.sigmoid(logits) if head.config.problem_type == MULTI_LABEL else logits.softmax(-1)
