@@ -1,4 +1,10 @@
-"""Where a timing was taken: the machine, and how busy other processes kept it meanwhile."""
+"""What a run needs to compute the same bytes on every x86-64 CPU, and where a timing was taken.
+
+The math libraries pick their kernels by the CPU they find, and kernels of another vector width or
+thread count add in another order: the same params and data would give other weights on another
+machine. :func:`pin` holds every library to one code path; every stage calls it before anything
+loads them (``stages/__init__.py``), so ``dvc repro`` gets it without the Makefile.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,52 @@ import os
 import platform
 from pathlib import Path
 
-import torch
-import transformers
-
+# AVX2 (with FMA): the widest path that every x86-64 CPU of the last decade runs.
+ISA = "avx2"
+# Fixed rather than one per core: a parallel sum splits its work by thread count, so the count is
+# part of the result (a 1-thread and a 2-thread run of the same matmul differ in the last bits).
+THREADS = 2
+PINNED_ENV = {
+    "ATEN_CPU_CAPABILITY": ISA,  # PyTorch's own kernels: norms, softmax, reductions, attention
+    "MKL_CBWR": "AVX2",  # MKL's GEMM behind torch's fp32 matmul: its reproducible AVX2 branch
+    "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN, behind torch's bf16 matmul: native bf16 would round otherwise
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",  # numpy's AVX-512 loops
+    "OPENBLAS_CORETYPE": "Haswell",  # numpy's and scipy's OpenBLAS (scikit-learn's solvers): the AVX2 kernels
+    "OMP_NUM_THREADS": str(THREADS),
+    "MKL_NUM_THREADS": str(THREADS),
+    "OPENBLAS_NUM_THREADS": str(THREADS),
+    "RAYON_NUM_THREADS": str(THREADS),  # the tokenizers' trainer
+}
+# Set to 1 for the CPU's fastest kernels and all its cores (benchmarks, a one-off run): results then
+# depend on the CPU, and the metrics say so (math_settings()).
+NATIVE = "AITALE_NATIVE_MATH"
 # Instruction sets that change which CPU kernels torch and onnxruntime pick.
 _FLAGS_OF_NOTE = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
+
+
+def pin() -> None:
+    """Hold the math libraries to :data:`PINNED_ENV`, unless :data:`NATIVE` asks for the CPU's own.
+
+    Effective only before torch, numpy and the BLAS libraries load: each reads these once.
+    """
+    if os.environ.get(NATIVE) == "1":
+        return
+    os.environ.update(PINNED_ENV)
+
+
+def pinned() -> bool:
+    return os.environ.get(NATIVE) != "1" and all(os.environ.get(k) == v for k, v in PINNED_ENV.items())
+
+
+def math_settings() -> dict:
+    """How this process computes, for a stage's metrics: a diff across machines then explains itself."""
+    import torch
+
+    return {
+        "math_path": "pinned" if pinned() else "native",
+        "cpu_capability": torch.backends.cpu.get_cpu_capability().lower(),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def _cpuinfo(field: str) -> list[str]:
@@ -29,12 +76,16 @@ def cpu_flags() -> list[str]:
 
 def describe() -> dict:
     """The CPU, its instruction sets of note, and the versions and threads that run the timed code."""
+    import torch
+    import transformers
+
     flags = cpu_flags()
     return {
         "cpu_model": ", ".join(sorted(set(_cpuinfo("model name")))) or platform.processor(),
         "logical_cpus": os.cpu_count(),
         "cpu_flags_of_note": [f for f in _FLAGS_OF_NOTE if f in flags],
         "torch_threads": torch.get_num_threads(),
+        "math_path": "pinned" if pinned() else "native",
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,

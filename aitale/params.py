@@ -373,8 +373,9 @@ class TrainParams(Strict):
         description="which set below applies: scratch (model.base scratch) or pretrained (a hub or local base)"
     )
     seed: int = Field(description="seed for initialisation, data order and dropout")
-    precision: Literal["auto", "fp32", "bf16"] = Field(
-        description="auto = bf16 autocast where the CPU/GPU runs it fast (every CUDA GPU with bf16), else fp32"
+    precision: Literal["fp32", "bf16"] = Field(
+        description="fp32, or bf16 autocast: chosen here, never by the machine, so every CPU gives the same weights "
+        "(bf16 is fast only where the hardware has it natively: GPUs, and CPUs run with AITALE_NATIVE_MATH=1)"
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         description="where training runs: auto = the GPU when there is one (under torchrun, LOCAL_RANK's), else CPU"

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from aitale import cli
 from aitale.errors import ParamsError
+from aitale.machine import math_settings
 from aitale.params import DistillParams, EvaluateParams, TrainParams, load_section
 
 # torch, transformers and the training code are imported in run(), once the params are
@@ -155,6 +156,7 @@ def run(args, params: DistillParams, train_params: TrainParams, evaluate: Evalua
             "val_blocks": len(val),
             "test_stories": len(texts),
             "precision": str(runtime.dtype or "fp32").removeprefix("torch."),
+            **math_settings(),
             "weight_decay": recipe.weight_decay,
             "warmup_steps": recipe.warmup_steps,
         },

@@ -252,7 +252,7 @@ def test_pretrained_base_from_a_local_folder(tmp_path, tiny_data, local_base):
         ({"model": {"base": "gpt-3"}}, "model.base: unknown base 'gpt-3'"),
         ({"train": {"scratch": {"batch_size": 0}}}, "train.scratch.batch_size: Input should be greater than 0"),
         ({"model": {"base": "gpt2", "context": 2048}}, "context: 2048 is longer than gpt2's context of 1024"),
-        ({"train": {"precision": "fp16"}}, "train.precision: Input should be 'auto', 'fp32' or 'bf16'"),
+        ({"train": {"precision": "fp16"}}, "train.precision: Input should be 'fp32' or 'bf16'"),
     ],
 )
 def test_invalid_training_params_are_rejected_before_any_work(tmp_path, tiny_data, sections, message):

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from aitale.machine import cpu_flags
-
 
 @dataclass(frozen=True)
 class Runtime:
@@ -57,11 +55,10 @@ def stop(runtime: Runtime) -> None:
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 where the hardware has native bf16 math; emulated bf16 is slower than fp32."""
+    """``train.precision``, the same on every machine: fp32, or bf16 autocast (emulated, so slow, on a CPU
+    without native bf16, and held to the AVX2 path by aitale.machine.pin like every other kernel)."""
     if precision == "fp32":
         return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    return torch.bfloat16 if {"avx512_bf16", "amx_bf16"} & set(cpu_flags()) else None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise DeviceError("train.precision is bf16 but this GPU has no bf16: set train.precision: fp32")
+    return torch.bfloat16

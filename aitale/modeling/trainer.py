@@ -18,6 +18,7 @@ from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from aitale.data.structure import prompt
+from aitale.machine import math_settings
 from aitale.modeling.blocks import IGNORE, Blocks
 from aitale.modeling.checkpoint import Checkpoints
 from aitale.modeling.device import Runtime
@@ -177,6 +178,7 @@ def fit(
         "parameters": sum(p.numel() for p in model.parameters()),
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "precision": str(runtime.dtype or "fp32").removeprefix("torch."),
+        **math_settings(),  # pinned on every CPU unless AITALE_NATIVE_MATH: a diff across machines explains itself
     }
 
 

@@ -61,7 +61,8 @@ class Rules:
         for start, word in enumerate(words):
             if start in excused:
                 continue
-            for form in word.forms & self._by_first.keys():
+            # sorted: a set's order changes with PYTHONHASHSEED, and the first hit's wording reaches removed.jsonl
+            for form in sorted(word.forms & self._by_first.keys()):
                 for category, level, term, pattern in self._by_first[form]:
                     end = _match_at(words, pattern, start, excused)
                     if end is not None:
