@@ -3,7 +3,6 @@ VENV ?= .venv
 PYTHON ?= python3
 # Stages run as `python -m stages.X` under dvc: put the venv first on PATH for them.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
-export PYTHONHASHSEED := 0
 
 .PHONY: setup repro check lint system-deps test audit bench queue review human-eval-sheet human-eval-score story serve clean
 

@@ -112,7 +112,6 @@ def sh(*command: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONHASHSEED": "0",
         **(env or {}),
     }
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)

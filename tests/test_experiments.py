@@ -28,7 +28,6 @@ def run(*command: str, cwd: Path) -> "subprocess.CompletedProcess[str]":
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONHASHSEED": "0",
     }
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
 

@@ -25,7 +25,6 @@ def review(cwd: Path, *args: str, path: str | None = None) -> subprocess.Complet
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
-        "PYTHONHASHSEED": "0",
         "PATH": path or f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
     return subprocess.run(
