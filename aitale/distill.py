@@ -31,8 +31,9 @@ from aitale.evaluation.perplexity import score_texts, torch_logits
 from aitale.modeling.blocks import Blocks
 from aitale.modeling.device import Runtime
 from aitale.modeling.model import gpt2_config, model_context
-from aitale.modeling.trainer import make_optimizer, optimizer_step, planned_steps, step_blocks
+from aitale.modeling.trainer import make_optimizer, memory_mb, optimizer_step, planned_steps, step_blocks
 from aitale.params import DistillParams
+from aitale.wandb_run import OFF, WandbRun
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,10 @@ def distill(
     params: DistillParams,
     recipe: Recipe,
     runtime: Runtime,
+    wandb_run: WandbRun = OFF,
 ) -> dict:
-    """Train ``student`` in place on ``teacher``'s logits; returns the step count and last-epoch mean losses."""
+    """Train ``student`` in place on ``teacher``'s logits; returns the step count and last-epoch mean losses.
+    ``wandb_run`` gets each step's losses, learning rate, tokens/s and memory."""
     teacher.to(runtime.device).eval().requires_grad_(False)
     student.to(runtime.device).train()
     steps_per_epoch, total = planned_steps(len(train), params.batch_size, params.epochs)
@@ -132,6 +135,7 @@ def distill(
     tokens_seen = 0
     started = time.perf_counter()
     for step in range(total):
+        began = time.perf_counter()
         if step % steps_per_epoch == 0:
             sums = dict.fromkeys(sums, 0.0)
         x = step_blocks(train, step, steps_per_epoch, params.batch_size, params.seed).to(runtime.device)
@@ -143,25 +147,23 @@ def distill(
         loss.backward()
         optimizer_step(student, optimizer, scheduler)
         tokens_seen += x.numel()
-        for key, value in (("loss", loss), ("kl", kl), ("ce", ce)):
-            sums[key] += value.item()
-        done = step + 1
+        losses = {"loss": loss.item(), "kl": kl.item(), "ce": ce.item()}
+        sums = {key: total_so_far + losses[key] for key, total_so_far in sums.items()}
+        done, lr = step + 1, scheduler.get_last_lr()[0]
+        speed = {"tokens_per_second": x.numel() / (time.perf_counter() - began), "memory_mb": memory_mb(runtime)}
+        wandb_run.log({**_prefixed("train/", {**losses, "lr": lr}), **_prefixed("speed/", speed)}, step=done)
         if done % LOG_EVERY == 0 or done == total:
-            log.info(
-                "step %d/%d  loss %.4f  kl %.4f  ce %.4f  lr %.2e  %.0fs",
-                done,
-                total,
-                loss.item(),
-                kl.item(),
-                ce.item(),
-                scheduler.get_last_lr()[0],
-                time.perf_counter() - started,
-            )
+            progress = "step %d/%d  loss %.4f  kl %.4f  ce %.4f  lr %.2e  %.0fs"
+            log.info(progress, done, total, *losses.values(), lr, time.perf_counter() - started)
     return {
         "steps": total,
         "tokens_seen": tokens_seen,
         **{f"train_{key}_last_epoch": round(value / steps_per_epoch, 4) for key, value in sums.items()},
     }
+
+
+def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
+    return {prefix + name: value for name, value in values.items()}
 
 
 def bits_per_byte(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: list[str], stride: int) -> float:

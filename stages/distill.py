@@ -23,6 +23,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from aitale import cli
@@ -96,6 +97,7 @@ def run(args, params: DistillParams, train_params: TrainParams, evaluate: Evalua
     from aitale.modeling import device as rt
     from aitale.modeling.blocks import load_blocks
     from aitale.modeling.model import model_context
+    from aitale.wandb_run import start_run
 
     runtime = rt.start(train_params.precision)
     tokenizer = AutoTokenizer.from_pretrained(args.teacher)
@@ -133,7 +135,9 @@ def run(args, params: DistillParams, train_params: TrainParams, evaluate: Evalua
     )
 
     recipe = Recipe(weight_decay=train_params.hp.weight_decay, warmup_steps=train_params.hp.warmup_steps)
-    training = distill(student, teacher, train, params, recipe, runtime)
+    config = {"distill": params.model_dump(), **asdict(recipe), "block_size": block_size, "stride": evaluate.stride}
+    wandb_run = start_run("distill", config)
+    training = distill(student, teacher, train, params, recipe, runtime, wandb_run)
     scores["student"] = _scores(student, tokenizer, val, texts, params, evaluate, runtime)
     teacher_config = Path(args.teacher) / "generation_config.json"
     if teacher_config.is_file():
@@ -187,15 +191,15 @@ def run(args, params: DistillParams, train_params: TrainParams, evaluate: Evalua
         scores["untrained_student"]["test_bits_per_byte"],
     )
 
-    if args.speed_tokens > 0:
-        _speed(args, teacher, student, tokenizer, evaluate.sample_prompts[0])
+    speed = _speed(args, teacher, student, tokenizer, evaluate.sample_prompts[0]) if args.speed_tokens > 0 else {}
+    wandb_run.finish(summary={**metrics, "generation_speed": speed})
     log.info("done in %.0fs", time.perf_counter() - began)
     rt.stop(runtime)
     return 0
 
 
-def _speed(args, teacher, student, tokenizer, title: str) -> None:
-    """Greedy generation speed of both models on the same prompt; logged, never in the metrics."""
+def _speed(args, teacher, student, tokenizer, title: str) -> dict:
+    """Greedy generation speed of both models on the same prompt; logged and returned, never in the metrics."""
     import torch
 
     from aitale.data.structure import prompt
@@ -245,6 +249,7 @@ def _speed(args, teacher, student, tokenizer, title: str) -> None:
             + "\n",
         )
         log.info("speed written to %s", args.bench_output)
+    return speed["speed"]
 
 
 def _scores(model, tokenizer, val, texts, params: DistillParams, evaluate: EvaluateParams, runtime) -> dict:

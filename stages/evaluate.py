@@ -42,6 +42,7 @@ from aitale.modeling.model import load_trained, model_context
 from aitale.params import EvaluateParams, GenerateParams, load_section
 from aitale.safety import Screen, load_screen
 from aitale.safety.labelled import load_passages
+from aitale.wandb_run import start_run
 
 log = logging.getLogger("evaluate")
 
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics_path = Path(args.metrics or output / "eval.json")
     plots = Path(args.plots_dir or output / "plots")
     speed_path = Path(args.speed or output / "speed.json")
+    wandb_run = start_run("evaluate", {"evaluate": params.model_dump(), "generate": generate.model_dump()})
 
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(args.model_path)
@@ -140,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json(metrics_path, metrics)
     speed = {"eval_seconds": round(time.perf_counter() - started, 1), "seconds": seconds}
     write_json(speed_path, speed)
+    wandb_run.table("samples", [{"title": s["title"], "story": s["story"], **s["metrics"]} for s in samples])
+    wandb_run.finish(summary={**metrics, "speed": speed})
     if held_out:
         log.info("hold-out (%d stories): %.3f bits/byte", len(held_out), metrics["holdout"]["bits_per_byte"])
     log.info(

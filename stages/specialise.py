@@ -22,6 +22,7 @@ from aitale import cli
 from aitale.errors import ParamsError
 from aitale.io import read_jsonl
 from aitale.params import MemoryParams, SpecialiseParams, TrainParams, load_section
+from aitale.wandb_run import start_run
 
 # torch and the training code are imported once the params are valid (a bad value answers at once).
 
@@ -94,6 +95,7 @@ def run(args, params: SpecialiseParams, train_params: TrainParams, memory: Memor
     block_size = min(hp.block_size, model_context(model))
     load = load_pairs if model.config.is_encoder_decoder else load_blocks
     parent_loss = evaluate_loss(model, load(args.val, tokenizer, block_size, stage.selects), hp.batch_size, runtime)
+    wandb_run = start_run(f"specialise@{args.name}", enabled=runtime.main)
     try:
         metrics = train_and_save(
             model,
@@ -110,6 +112,7 @@ def run(args, params: SpecialiseParams, train_params: TrainParams, memory: Memor
             keep=stage.selects,
             fingerprint={"stage": stage.model_dump(), "name": args.name},
             memory=memory,
+            wandb_run=wandb_run,
         )
     except CheckpointError as err:
         log.error("%s", err)
@@ -121,7 +124,7 @@ def run(args, params: SpecialiseParams, train_params: TrainParams, memory: Memor
         parent_val_perplexity=round(math.exp(parent_loss), 3),
         val_loss_change=round(metrics["val_loss"] - parent_loss, 4),
     )
-    save_metrics(args.metrics, metrics, runtime)
+    save_metrics(args.metrics, metrics, runtime, wandb_run)
     log.info("%s (from %s): slice val loss %.4f -> %.4f", args.name, stage.parent, parent_loss, metrics["val_loss"])
     rt.stop(runtime)
     return 0

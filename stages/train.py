@@ -34,6 +34,7 @@ from aitale.modeling.model import build_model
 from aitale.modeling.session import save_metrics, train_and_save
 from aitale.modeling.tokenizer import build_tokenizer
 from aitale.params import MemoryParams, ModelParams, TrainParams, hyperparams_mismatch, load_section
+from aitale.wandb_run import start_run
 
 log = logging.getLogger("train")
 
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     model = build_model(model_params, tokenizer)
     hp = params.hp
+    wandb_run = start_run("train", enabled=runtime.main)  # W&B, when the environment switches it on
     try:
         metrics = train_and_save(
             model,
@@ -103,11 +105,12 @@ def main(argv: list[str] | None = None) -> int:
             speed_dir=args.speed,
             fingerprint=model_params.model_dump(),
             memory=memory,
+            wandb_run=wandb_run,
         )
     except CheckpointError as err:
         log.error("%s", err)
         return 2
-    save_metrics(args.metrics, {"base": model_params.base, **metrics}, runtime)
+    save_metrics(args.metrics, {"base": model_params.base, **metrics}, runtime, wandb_run)
     log.info(
         "val loss %.4f (perplexity %.2f) after %d steps",
         metrics["val_loss"],

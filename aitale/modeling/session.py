@@ -18,6 +18,7 @@ from aitale.modeling.model import model_context
 from aitale.modeling.tracking import Tracker
 from aitale.modeling.trainer import Schedule, fit
 from aitale.params import Hyperparams, MemoryParams, TrainParams
+from aitale.wandb_run import OFF, WandbRun
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,11 @@ def train_and_save(
     keep: Callable[[dict], bool] | None = None,
     fingerprint: dict | None = None,
     memory: MemoryParams | None = None,
+    wandb_run: WandbRun = OFF,
 ) -> dict:
     """Pack the data, run :func:`~aitale.modeling.trainer.fit` under the ``memory`` plan, save the model
-    (LoRA adapters merged into it) with its tokenizer."""
+    (LoRA adapters merged into it) with its tokenizer. ``wandb_run`` gets what DVCLive gets, and as config the
+    rest of the params that make the run (the checkpoints' identity)."""
     block_size = min(hp.block_size, model_context(model))
     if block_size < hp.block_size:
         log.info("block_size %d clamped to the model's context of %d", hp.block_size, block_size)
@@ -56,19 +59,12 @@ def train_and_save(
     }
     model = apply_plan(model, memory, runtime)
     checkpoints = Checkpoints(checkpoint_dir, hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest())
+    wandb_run.config({"train": identity["train"], "memory": identity["memory"], **identity["extra"]})
     tracker = Tracker(
-        checkpoints.live, speed_dir, enabled=runtime.main, params={"block_size": block_size, **hp.model_dump()}
-    )
-    schedule = Schedule(
-        eval_every=train_params.eval_every,
-        patience=train_params.patience,
-        checkpoint_every=train_params.checkpoint_every,
-        sample_every=train_params.sample_every,
-        sample_prompts=train_params.sample_prompts,
-        seed=train_params.seed,
+        checkpoints.live, speed_dir, runtime.main, params={"block_size": block_size, **hp.model_dump()}, wandb=wandb_run
     )
     shard = memory is not None and memory.fsdp
-    metrics = fit(model, tokenizer, train, val, hp, schedule, runtime, checkpoints, tracker, shard=shard)
+    metrics = fit(model, tokenizer, train, val, hp, _schedule(train_params), runtime, checkpoints, tracker, shard=shard)
     metrics.update(block_size=block_size, train_stories=train.stories, val_stories=val.stories)
     # comparable across vocabularies (the sweep's yardstick); evaluate's sliding window gives the exact figure
     metrics["val_bits_per_byte"] = round(val.bits_per_byte(metrics["val_loss"]), 4)
@@ -89,9 +85,22 @@ def split_blocks(model, tokenizer, train_path, val_path, block_size, keep, train
     return train, load(val_path, tokenizer, block_size, keep)
 
 
-def save_metrics(path: str, metrics: dict, runtime: Runtime) -> None:
+def _schedule(train_params: TrainParams) -> Schedule:
+    return Schedule(
+        eval_every=train_params.eval_every,
+        patience=train_params.patience,
+        checkpoint_every=train_params.checkpoint_every,
+        sample_every=train_params.sample_every,
+        sample_prompts=train_params.sample_prompts,
+        seed=train_params.seed,
+    )
+
+
+def save_metrics(path: str, metrics: dict, runtime: Runtime, wandb_run: WandbRun = OFF) -> None:
+    """The stage's metrics to ``path``, and to ``wandb_run`` as its summary, which ends that run."""
     if runtime.main:
         write_json(path, metrics)
+    wandb_run.finish(summary=metrics)
 
 
 def _weights_digest(model: PreTrainedModel) -> str:

@@ -1,5 +1,7 @@
 """Experiment tracking with DVCLive: losses, learning rate, speed, memory and sample stories.
 
+The same calls feed the stage's Weights & Biases run when W&B is switched on (:mod:`aitale.wandb_run`).
+
 ``dvcyaml=False``: the plots are declared in ``dvc.yaml`` by hand, and no tool rewrites it.
 Only the main process logs. Samples are written as Markdown and rendered as PNG images,
 which ``dvc plots show`` and the DVCLive report display next to the loss curves.
@@ -16,16 +18,25 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from aitale.wandb_run import OFF, WandbRun
 from dvclive import Live
 
 
 class Tracker:
-    def __init__(self, folder: str | Path, speed_folder: str | Path, enabled: bool, params: dict | None = None):
+    def __init__(
+        self,
+        folder: str | Path,
+        speed_folder: str | Path,
+        enabled: bool,
+        params: dict | None = None,
+        wandb: WandbRun = OFF,
+    ):
         self.folders = (Path(folder), Path(speed_folder))
         self.enabled = enabled
         self.params = params or {}
         self.live: Live | None = None
         self.speed: Live | None = None
+        self.wandb = wandb
 
     def start(self, resumed: bool, step: int) -> None:
         if not self.enabled:
@@ -42,15 +53,19 @@ class Tracker:
         for live in (self.live, self.speed):
             live.step = step
             live.log_params(self.params)
+        self.wandb.config(self.params)
 
     def log_step(self, step: int, metrics: dict[str, float], speed: dict[str, float]) -> None:
         self._log(self.live, step, metrics)
         self._log(self.speed, step, speed)
+        self.wandb.log({**metrics, **{f"speed/{name}": value for name, value in speed.items()}}, step)
 
     def log_eval(self, step: int, metrics: dict[str, float]) -> None:
         self._log(self.live, step, metrics)
+        self.wandb.log(metrics, step)
 
     def log_samples(self, step: int, samples: dict[str, str]) -> None:
+        self.wandb.table("samples", [{"step": step, "title": t, "story": s} for t, s in samples.items()], step)
         if self.live is None:
             return
         text = "".join(f"## {title}\n\n{story}\n\n" for title, story in samples.items())

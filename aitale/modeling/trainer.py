@@ -127,7 +127,7 @@ def fit(
             {"train/loss": state.train_loss, "train/lr": scheduler.get_last_lr()[0]},
             speed={
                 "tokens_per_second": tokens / (time.perf_counter() - started),
-                "memory_mb": _memory_mb(runtime),
+                "memory_mb": memory_mb(runtime),
                 "elapsed_seconds": state.seconds + time.perf_counter() - started,  # the x of loss-against-time
             },
         )
@@ -335,7 +335,8 @@ def _sum_across(value: float, runtime: Runtime) -> float:
     return tensor.item()
 
 
-def _memory_mb(runtime: Runtime) -> float:
+def memory_mb(runtime: Runtime) -> float:
+    """Peak GPU memory allocated, or the resident memory of the process on CPU, in MiB."""
     if runtime.device.type == "cuda":
         return torch.cuda.max_memory_allocated(runtime.device) / 2**20
     return psutil.Process().memory_info().rss / 2**20
