@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from aitale.machine import NATIVE, PINNED_ENV
-from tests.helpers import REPO
+from tests.helpers import REPO, tiny_params, train
 
 # Two of the reference books, with enough of what the screen removes that the order of its rules shows.
 BOOKS = "[2591, 5314]"
@@ -74,3 +74,23 @@ def test_a_stage_holds_torch_to_avx2_and_two_threads_unless_native_math_is_asked
     assert capability("import stages") == ("AVX2", "2")
     # AITALE_NATIVE_MATH=1: what torch picks on its own on this CPU (AVX512 where it has it)
     assert capability("import stages", AITALE_NATIVE_MATH="1") == capability("pass")
+
+
+def test_two_trainings_publish_the_same_bytes_checkpoints_included(tmp_path, tiny_data):
+    """A checkpoint holds what params and data decide; the loop's wall time stays out of it."""
+    published = {}
+    for run in ("first", "second"):
+        root = tmp_path / run
+        root.mkdir()
+        config = tiny_params(root / "params.yaml")
+        result = train(root, tiny_data, config)
+        assert result.returncode == 0, result.stderr
+        published[run] = {
+            str(p.relative_to(root)): p.read_bytes()
+            for folder in ("weights", "checkpoints")
+            for p in sorted((root / folder).rglob("*"))
+            if p.is_file()
+        }
+    assert any(name.endswith("last.pt") for name in published["first"])
+    assert published["first"].keys() == published["second"].keys()
+    assert [n for n in published["first"] if published["first"][n] != published["second"][n]] == []

@@ -16,6 +16,7 @@ function) with :class:`CheckpointError` instead of unpickling it.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -30,6 +31,9 @@ from aitale.io import replace_dir
 log = logging.getLogger(__name__)
 
 LAST, BEST = "last.pt", "best.pt"
+# The wall time a resumed run's curves go on from: beside the checkpoint, never in it, so that a
+# published checkpoint holds only what the params and data decide (the same bytes on every rerun).
+CLOCK = "clock.json"
 
 
 class CheckpointError(RuntimeError):
@@ -52,10 +56,14 @@ class Checkpoints:
         """The finished run's curves to ``live`` and its checkpoints to the checkpoint folder."""
         if self.live.exists():
             replace_dir(self.live, live)
+        (self.folder / CLOCK).unlink(missing_ok=True)
         replace_dir(self.folder, self.published)
 
     def save_last(self, weights: dict[str, torch.Tensor], optimizer: dict[str, Any], scheduler, state: dict[str, Any]):
-        """``weights`` and ``optimizer``: full state dicts, as one process has them (gathered under FSDP)."""
+        """``weights`` and ``optimizer``: full state dicts, as one process has them (gathered under FSDP);
+        ``state["seconds"]``, the wall time so far, goes to the unpublished clock file."""
+        state = dict(state)
+        (self.folder / CLOCK).write_text(json.dumps({"seconds": state.pop("seconds", 0.0)}))
         self._write(
             LAST,
             {
@@ -72,7 +80,11 @@ class Checkpoints:
         self._write(BEST, {"model": weights})
 
     def load_last(self) -> dict[str, Any] | None:
-        return self._read(LAST)
+        saved = self._read(LAST)
+        clock = self.folder / CLOCK
+        if saved is not None and clock.exists():
+            saved["state"]["seconds"] = json.loads(clock.read_text())["seconds"]
+        return saved
 
     def load_best(self) -> dict[str, torch.Tensor] | None:
         saved = self._read(BEST)
