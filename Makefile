@@ -64,7 +64,7 @@ queue: setup  ## run the queued experiments (`dvc exp run --queue ...`), JOBS at
 
 BASE ?= main
 review: setup  ## params, metrics and plots changed against $(BASE), as Markdown: make review BASE=origin/main
-	python -m aitale.review --base $(BASE) --output review.md --plots-dir review-plots
+	python -m aitale.reporting.review --base $(BASE) --output review.md --plots-dir review-plots
 
 human-eval-sheet: setup  ## blind rating sheet: current model against human_eval.baseline
 	python -m stages.human_eval sheet --model models/storyteller --output-dir human_eval/sheet

@@ -29,8 +29,8 @@ from pydantic import (
     model_validator,
 )
 
-from aitale.data.labels import AGE_GROUPS, SAFETY_CATEGORIES, STYLES, THEMES
 from aitale.errors import ParamsError
+from aitale.labels import AGE_GROUPS, SAFETY_CATEGORIES, STYLES, THEMES
 
 Section = TypeVar("Section", bound=BaseModel)
 

@@ -1,4 +1,5 @@
-"""``python -m aitale.review``: the pull-request report, from the real ``dvc`` CLI in a clone of the tiny project.
+"""The pull-request report (``python -m aitale.reporting.review``), from the real ``dvc`` CLI in a clone of the
+tiny project.
 
 One clone, one ``dvc repro``: ``evaluate.prompt_fraction`` changes, which reruns ``evaluate`` alone and
 changes its BLEU/ROUGE and the narrative metrics of the continuations. The workspace is reviewed
@@ -29,7 +30,7 @@ def review(cwd: Path, *args: str, path: str | None = None) -> subprocess.Complet
         "PATH": path or f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
     return subprocess.run(
-        [sys.executable, "-m", "aitale.review", *args], cwd=cwd, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "aitale.reporting.review", *args], cwd=cwd, env=env, capture_output=True, text=True
     )
 
 
