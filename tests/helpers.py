@@ -120,6 +120,13 @@ def sh(*command: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     return result.stdout + result.stderr
 
 
+def recording_params_reads(folder: Path) -> dict[str, str]:
+    """Environment under which each Python process writes the params keys it reads to ``folder``
+    (tests/params_reads/sitecustomize.py): pass it to ``sh`` or ``subprocess.run``."""
+    path = [str(REPO / "tests" / "params_reads"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"AITALE_PARAMS_READS": str(folder), "PYTHONPATH": os.pathsep.join(path)}
+
+
 def ran(output: str) -> set[str]:
     """The stages a ``dvc repro`` / ``dvc exp run`` output says it ran."""
     return set(re.findall(r"Running stage '([^']+)'", output))

@@ -6,7 +6,10 @@ including stages added later.
 """
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,7 @@ import yaml
 from dvc.dependency.param import ParamsDependency
 from dvc.repo import Repo
 
-from tests.helpers import REPO, clone_project, import_closure, set_param, sh
+from tests.helpers import REPO, clone_project, import_closure, recording_params_reads, set_param, sh, tiny_params
 
 CODE = ("aitale/", "stages/")
 VALIDATES_EVERYTHING = "check"  # reads no key one by one: it validates the whole file
@@ -70,7 +73,7 @@ def covered(key: str, declared: list[str]) -> bool:
 
 
 def test_every_stage_declares_exactly_the_params_it_reads(dvc_project, params_reads):
-    """Each stage of the tiny project's `dvc repro` recorded the keys it read (aitale/params.py); dvc.yaml
+    """Each stage of the tiny project's `dvc repro` recorded the keys it read (tests/params_reads); dvc.yaml
     must declare each of them, and declare nothing that the stage did not read."""
     params = yaml.safe_load((dvc_project / "params.yaml").read_text())
     stages = stages_of(dvc_project)
@@ -89,6 +92,34 @@ def test_every_stage_declares_exactly_the_params_it_reads(dvc_project, params_re
         unread = sorted(key for key in leaf_keys(params) if covered(key, declared) and not covered(key, sorted(reads)))
         assert undeclared == [], f"{name} reads params that dvc.yaml does not list: it would go stale"
         assert set(unread) == READ_WHEN_NEEDED.get(name, set()), f"dvc.yaml lists params {name} never reads"
+
+
+READS = """
+from aitale.params import SpecialiseParams, TrainParams, load_section
+train = load_section(TrainParams, "train", PATH)
+train.eval_every, train.scratch.learning_rate
+train.scratch.model_copy(update={"epochs": 1}).batch_size
+load_section(SpecialiseParams, "specialise", PATH).chain["age-3-5"].slice
+"""
+
+
+def test_the_recorder_notes_each_key_read_and_nothing_else(tmp_path):
+    """What the params test above relies on: a process's record holds the leaf keys it read, through sub-sections,
+    copies and dumps, and not the sections it only passed through. The product records nothing by itself: without
+    the recorder on PYTHONPATH, the same variable writes no file."""
+    script = READS.replace("PATH", repr(str(tiny_params(tmp_path / "params.yaml"))))
+    for env in [{"AITALE_PARAMS_READS": str(tmp_path / "off")}, recording_params_reads(tmp_path / "on")]:
+        subprocess.run([sys.executable, "-c", script], cwd=REPO, env={**os.environ, **env}, check=True)
+    assert not (tmp_path / "off").exists()
+    [record] = [json.loads(path.read_text()) for path in (tmp_path / "on").glob("*.json")]
+    assert record["reads"] == [
+        "specialise.chain.age-3-5.age_group",
+        "specialise.chain.age-3-5.style",
+        "specialise.chain.age-3-5.theme",
+        "train.eval_every",
+        "train.scratch.batch_size",
+        "train.scratch.learning_rate",
+    ]
 
 
 def unread_keys(root: Path) -> list[str]:
