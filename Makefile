@@ -5,7 +5,7 @@ PYTHON ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: setup repro check lint system-deps test audit bench queue review human-eval-sheet human-eval-score story serve clean
+.PHONY: setup repro check lint deps system-deps test audit bench queue review human-eval-sheet human-eval-score story serve clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,9 @@ check: setup  ## validate every section of params.yaml (what `dvc repro` runs fi
 lint: setup  ## ruff: lint and formatting (settings in pyproject.toml)
 	ruff check .
 	ruff format --check .
+
+deps: setup  ## after adding, moving or removing an import: rewrite each stage's code deps in dvc.yaml
+	python -m tests.dvc_deps --write
 
 # Debian packages the tests use: a real browser (and its driver) for the story page.
 SYSTEM_PACKAGES = chromium chromium-driver

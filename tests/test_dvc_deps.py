@@ -2,12 +2,15 @@
 
 A stage that runs a module it does not list is silently stale when that module changes; a stage that
 lists what it never runs or reads reruns for nothing. Both directions fail here, for every stage,
-including stages added later.
+including stages added later. The code deps are written by ``python -m tests.dvc_deps --write`` (``make deps``).
 """
 
+import argparse
+import importlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +20,8 @@ import yaml
 from dvc.dependency.param import ParamsDependency
 from dvc.repo import Repo
 
-from tests.helpers import REPO, clone_project, import_closure, recording_params_reads, set_param, sh, tiny_params
+from tests.dvc_deps import import_closure, render
+from tests.helpers import REPO, clone_project, recording_params_reads, set_param, sh, tiny_params
 
 CODE = ("aitale/", "stages/")
 VALIDATES_EVERYTHING = "check"  # reads no key one by one: it validates the whole file
@@ -59,8 +63,53 @@ def test_every_stage_lists_exactly_the_code_it_runs(name):
     runs = import_closure(stage_module(stage))
     assert listed == runs, (
         f"{name}: dvc.yaml lists code it does not run: {sorted(listed - runs)}; and misses code it runs: "
-        f"{sorted(runs - listed)}. Its deps should be:\n" + "\n".join(f"- {path}" for path in sorted(runs))
+        f"{sorted(runs - listed)}: run `python -m tests.dvc_deps --write`"
     )
+
+
+def test_dvc_yaml_holds_the_code_deps_the_generator_writes():
+    text = (REPO / "dvc.yaml").read_text()
+    assert render(text) == text, "dvc.yaml's code deps are out of date: run `python -m tests.dvc_deps --write`"
+
+
+def test_the_generator_puts_back_code_a_stage_runs_and_drops_code_it_does_not():
+    text = (REPO / "dvc.yaml").read_text()
+    train = text.index("\n  train:")
+    stale = text[:train] + text[train:].replace("      - aitale/modeling/trainer.py\n", "", 1)
+    stale = stale.replace("      - stages/check.py\n", "      - stages/check.py\n      - aitale/serve/app.py\n", 1)
+    assert stale != text
+    assert render(stale) == text
+
+
+class Parsed(Exception):
+    """Raised in place of parsing: carries a stage's parser out of its ``main``."""
+
+
+def stage_parser(module: str, monkeypatch) -> argparse.ArgumentParser:
+    def capture(parser, args=None, namespace=None):
+        raise Parsed(parser)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(argparse.ArgumentParser, "parse_args", capture)
+        with pytest.raises(Parsed) as caught:
+            importlib.import_module(module).main([])
+    return caught.value.args[0]
+
+
+@pytest.mark.parametrize("name", sorted(stages_of(REPO)))
+def test_a_stage_run_by_hand_defaults_to_the_paths_dvc_yaml_gives_it(name, monkeypatch):
+    """stages/prepare.py and stages/train.py default to their dvc.yaml paths, so that a run by hand reads and
+    writes the pipeline's files: a path changed in dvc.yaml must change there too."""
+    stage = stages_of(REPO)[name]
+    parser = stage_parser(stage_module(stage), monkeypatch)
+    argv = shlex.split(stage.cmd)[3:]
+    given = vars(parser.parse_args(argv))
+    for action in parser._actions:
+        if action.default not in (None, argparse.SUPPRESS) and set(action.option_strings) & set(argv):
+            assert given[action.dest] == action.default, (
+                f"{name}: {action.option_strings[0]} defaults to {action.default!r}; dvc.yaml passes "
+                f"{given[action.dest]!r}"
+            )
 
 
 def test_dvc_lock_holds_exactly_the_stages_dvc_yaml_defines():
