@@ -17,20 +17,32 @@ import importlib.abc
 import json
 import os
 import sys
+import weakref
 from pathlib import Path
 
 FOLDER = os.environ.get("AITALE_PARAMS_READS")
 MODULE = "aitale.params"
 reads: set[str] = set()
-paths: dict[int, str] = {}  # id of a validated section (or sub-section) -> its dotted key
+# id of a validated section (or sub-section) -> (a weak reference to it, its dotted key). The reference tells a
+# section from a later object given the same id once the section is gone (a dropped copy, say).
+paths: dict[int, tuple[weakref.ref, str]] = {}
+
+
+def remember(section, key: str) -> None:
+    paths[id(section)] = (weakref.ref(section), key)
+
+
+def path_of(section) -> str | None:
+    ref, key = paths.get(id(section), (None, None))
+    return key if ref is not None and ref() is section else None
 
 
 def note(key: str, value, strict: type) -> None:
     if isinstance(value, strict):
-        paths[id(value)] = key
+        remember(value, key)
     elif isinstance(value, dict) and value and all(isinstance(v, strict) for v in value.values()):
-        for name, inner in value.items():
-            paths[id(inner)] = f"{key}.{name}"
+        for part, inner in value.items():
+            remember(inner, f"{key}.{part}")
     else:
         reads.add(key)
 
@@ -47,7 +59,7 @@ def instrument(params) -> None:
 
     def __getattribute__(self, name):
         value = super(strict, self).__getattribute__(name)
-        if name in type(self).model_fields and (path := paths.get(id(self))) is not None:
+        if name in type(self).model_fields and (path := path_of(self)) is not None:
             note(f"{path}.{name}" if path else name, value, strict)
         return value
 
@@ -62,14 +74,14 @@ def instrument(params) -> None:
 
     def model_copy(self, **kwargs):
         copy = super(strict, self).model_copy(**kwargs)
-        if id(self) in paths:
-            paths[id(copy)] = paths[id(self)]
+        if (path := path_of(self)) is not None:
+            remember(copy, path)
         return copy
 
     @functools.wraps(validate)
-    def named_validate(schema, name, values, source="params.yaml"):
-        section = validate(schema, name, values, source)
-        paths[id(section)] = name
+    def named_validate(schema, section_name, values, source="params.yaml"):
+        section = validate(schema, section_name, values, source)
+        remember(section, section_name)
         return section
 
     # Assigning the slots on the base class reaches every section class already defined on it.
