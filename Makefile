@@ -4,7 +4,7 @@ PYTHON ?= python3
 # Stages run as `python -m stages.X` under dvc: put the venv first on PATH for them.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro check lint system-deps test audit bench queue review human-eval-sheet human-eval-score story serve clean
+.PHONY: setup repro check lint deps system-deps test audit bench queue review human-eval-sheet human-eval-score story serve clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,9 @@ check: setup  ## validate every section of params.yaml (what `dvc repro` runs fi
 lint: setup  ## ruff: lint and formatting (settings in pyproject.toml)
 	ruff check .
 	ruff format --check .
+
+deps: setup  ## after adding, moving or removing an import: rewrite each stage's code deps in dvc.yaml
+	python -m tests.dvc_deps --write
 
 # Debian packages the tests use: a real browser (and its driver) for the story page.
 SYSTEM_PACKAGES = chromium chromium-driver
@@ -63,7 +66,7 @@ queue: setup  ## run the queued experiments (`dvc exp run --queue ...`), JOBS at
 
 BASE ?= main
 review: setup  ## params, metrics and plots changed against $(BASE), as Markdown: make review BASE=origin/main
-	python -m aitale.review --base $(BASE) --output review.md --plots-dir review-plots
+	python -m aitale.reporting.review --base $(BASE) --output review.md --plots-dir review-plots
 
 human-eval-sheet: setup  ## blind rating sheet: current model against human_eval.baseline
 	python -m stages.human_eval sheet --model models/storyteller --output-dir human_eval/sheet
@@ -95,13 +98,13 @@ image-podman:  ## the same image with podman, where there is no Docker daemon (d
 
 .PHONY: image image-podman
 
-# --- the ten reference books (README "The books recipe") ------------------------------------
+# --- the ten reference books (docs/books.md) ------------------------------------
 # From a local mirror of pg{id}.txt files when there is one beside the repository, else from gutenberg.org.
 BOOKS_MIRROR ?= $(if $(wildcard ../shared/corpus/gutenberg/MANIFEST.tsv),$(abspath ../shared/corpus/gutenberg),https://www.gutenberg.org/cache/epub/{id}/pg{id}.txt)
 # Indian Fairy Tales (7128) is held out whole: no other book shares its tellers or translator.
 BOOKS_DATA = -S 'data.gutenberg.books=[28,503,640,2591,5314,7128,11339,17208,22373,29021]' \
 	-S 'data.gutenberg.mirror=$(BOOKS_MIRROR)' -S 'prepare.split.holdout_books=[7128]'
-# The recipe (README "The books recipe"): the sweep's best 4 x 256 point (the old settings: dropout 0.1,
+# The recipe (docs/books.md): the sweep's best 4 x 256 point (the old settings: dropout 0.1,
 # peak learning rate 2e-3, linear decay, an 8,192-token vocabulary) two blocks deeper for a 30-minute
 # budget, and the step count books-budget reached in 30 minutes on 2 idle cores.
 BOOKS_RECIPE = -S model.vocab_size=8192 -S model.n_layer=6 -S model.dropout=0.1 -S train.scratch.learning_rate=2.0e-3 \

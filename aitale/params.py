@@ -7,11 +7,8 @@ Values live in ``params.yaml`` only: the schema gives types, ranges and help, no
 
 from __future__ import annotations
 
-import atexit
 import json
-import os
 import re
-import sys
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -29,68 +26,16 @@ from pydantic import (
     model_validator,
 )
 
-from aitale.data.labels import AGE_GROUPS, SAFETY_CATEGORIES, STYLES, THEMES
 from aitale.errors import ParamsError
+from aitale.labels import AGE_GROUPS, SAFETY_CATEGORIES, STYLES, THEMES
 
 Section = TypeVar("Section", bound=BaseModel)
-
-
-# Which keys a run reads. With AITALE_PARAMS_READS naming a folder, each process writes the dotted keys
-# whose values it read to <folder>/<pid>.json at exit: tests/test_dvc_deps.py compares them with each
-# stage's `params` in dvc.yaml.
-_READS_DIR = os.environ.get("AITALE_PARAMS_READS")
-_reads: set[str] = set()
-_paths: dict[int, str] = {}  # id of a validated section (or sub-section) -> its dotted key
 
 
 class Strict(BaseModel):
     """Base of every params section: unknown keys and silent type coercion are errors."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    if _READS_DIR:
-
-        def __getattribute__(self, name: str) -> Any:
-            value = super().__getattribute__(name)
-            if name in type(self).model_fields and (path := _paths.get(id(self))) is not None:
-                _note_read(f"{path}.{name}" if path else name, value)
-            return value
-
-        def model_dump(self, **kwargs) -> dict[str, Any]:
-            skipped = kwargs.get("exclude") or ()
-            for name in (n for n in type(self).model_fields if n not in skipped):
-                value = getattr(self, name)
-                for inner in value.values() if isinstance(value, dict) else [value]:
-                    if isinstance(inner, Strict):
-                        inner.model_dump()
-            return super().model_dump(**kwargs)
-
-        def model_copy(self, **kwargs) -> Any:
-            copy = super().model_copy(**kwargs)
-            if id(self) in _paths:
-                _paths[id(copy)] = _paths[id(self)]
-            return copy
-
-
-def _note_read(key: str, value: Any) -> None:
-    """A section holding sections is a way in, not a read: its parts are noted when they are read."""
-    if isinstance(value, Strict):
-        _paths[id(value)] = key
-    elif isinstance(value, dict) and value and all(isinstance(v, Strict) for v in value.values()):
-        for name, inner in value.items():
-            _paths[id(inner)] = f"{key}.{name}"
-    else:
-        _reads.add(key)
-
-
-def _write_reads() -> None:
-    folder = Path(_READS_DIR)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{os.getpid()}.json").write_text(json.dumps({"argv": sys.argv, "reads": sorted(_reads)}))
-
-
-if _READS_DIR:
-    atexit.register(_write_reads)
 
 
 def read_params(path: str | Path) -> dict[str, Any]:
@@ -120,7 +65,6 @@ def validate(schema: type[Section], name: str, values: Any, source: str = "param
             got = "" if error["type"] == "missing" or isinstance(error["input"], dict) else f" (got {error['input']!r})"
             problems.append(f"  {key}: {error['msg'].removeprefix('Value error, ')}{got}")
         raise ParamsError(f"{source}: invalid params\n" + "\n".join(problems)) from None
-    _paths[id(section)] = name
     return section
 
 

@@ -2,7 +2,7 @@
 
 The student has the ``distill`` section's n_layer/n_head/n_embd and the teacher's tokenizer,
 vocabulary and context. Its loss is alpha * T^2 * KL(teacher/T || student/T) plus
-(1 - alpha) * cross-entropy on the true next token (see aitale/distill.py). Weight decay and
+(1 - alpha) * cross-entropy on the true next token (see aitale/modeling/distill.py). Weight decay and
 warmup come from the train hyperparams in effect (``train.hyperparams``), autocast from
 ``train.precision``, the bits-per-byte stride from ``evaluate.stride``. The student is saved with
 the teacher's tokenizer and generation_config, so ``pipeline("text-generation", model=OUTPUT_DIR)``
@@ -92,12 +92,12 @@ def run(args, params: DistillParams, train_params: TrainParams, evaluate: Evalua
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    from aitale.distill import Recipe, build_student, distill, parameter_count, weights_bytes
     from aitale.io import atomic_dir, read_jsonl, write_json
     from aitale.modeling import device as rt
     from aitale.modeling.blocks import load_blocks
+    from aitale.modeling.distill import Recipe, build_student, distill, parameter_count, weights_bytes
     from aitale.modeling.model import model_context
-    from aitale.wandb_run import start_run
+    from aitale.modeling.wandb_run import start_run
 
     runtime = rt.start(train_params.precision)
     tokenizer = AutoTokenizer.from_pretrained(args.teacher)
@@ -203,9 +203,9 @@ def _speed(args, teacher, student, tokenizer, title: str) -> dict:
     import torch
 
     from aitale.data.structure import prompt
-    from aitale.distill import generation_speed
     from aitale.io import write_text
     from aitale.machine import describe
+    from aitale.modeling.distill import generation_speed
 
     text = prompt(title)
     models = {"teacher": teacher, "student": student}
@@ -253,7 +253,7 @@ def _speed(args, teacher, student, tokenizer, title: str) -> dict:
 
 
 def _scores(model, tokenizer, val, texts, params: DistillParams, evaluate: EvaluateParams, runtime) -> dict:
-    from aitale.distill import bits_per_byte
+    from aitale.modeling.distill import bits_per_byte
     from aitale.modeling.trainer import evaluate_loss
 
     val_loss = evaluate_loss(model, val, params.batch_size, runtime)
@@ -270,7 +270,7 @@ def _shape(model) -> dict:
 
 
 def _model_card(path: str, teacher: str, metrics: dict) -> str:
-    from aitale.packaging.model_card import model_card
+    from aitale.export.model_card import model_card
 
     shape = metrics["student"]
     summary = (

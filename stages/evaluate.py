@@ -27,7 +27,6 @@ from tqdm import tqdm
 from transformers import AutoTokenizer
 
 from aitale import cli
-from aitale.data.labels import AGE_GROUPS
 from aitale.data.structure import prompt, request_and_story
 from aitale.errors import ParamsError, SourceError
 from aitale.evaluation import narrative
@@ -38,11 +37,12 @@ from aitale.evaluation.samples_page import write_samples
 from aitale.generation.sampling import Settings
 from aitale.generation.writer import Writer
 from aitale.io import read_jsonl, write_json, write_text
+from aitale.labels import AGE_GROUPS
 from aitale.modeling.model import load_trained, model_context
+from aitale.modeling.wandb_run import start_run
 from aitale.params import EvaluateParams, GenerateParams, load_section
 from aitale.safety import Screen, load_screen
 from aitale.safety.labelled import load_passages
-from aitale.wandb_run import start_run
 
 log = logging.getLogger("evaluate")
 

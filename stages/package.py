@@ -21,9 +21,9 @@ from transformers import AutoTokenizer
 
 from aitale import cli
 from aitale.errors import ParamsError
+from aitale.export.model_card import data_summary, model_card
 from aitale.generation.config import generation_config
 from aitale.io import atomic_dir
-from aitale.packaging.model_card import data_summary, model_card
 from aitale.params import BROAD, GenerateParams, ModelParams, SpecialiseParams, TrainParams, load_section
 
 log = logging.getLogger("package")

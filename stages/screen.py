@@ -17,9 +17,9 @@ import sys
 from collections import Counter
 
 from aitale import cli
-from aitale.data.labels import AGE_GROUPS
 from aitale.errors import SourceError
 from aitale.io import write_jsonl
+from aitale.labels import AGE_GROUPS
 from aitale.safety import load_screen
 
 DEFAULT_SCREEN = "models/safety"

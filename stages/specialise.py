@@ -21,8 +21,8 @@ import sys
 from aitale import cli
 from aitale.errors import ParamsError
 from aitale.io import read_jsonl
+from aitale.modeling.wandb_run import start_run
 from aitale.params import MemoryParams, SpecialiseParams, TrainParams, load_section
-from aitale.wandb_run import start_run
 
 # torch and the training code are imported once the params are valid (a bad value answers at once).
 

@@ -5,7 +5,7 @@ local folder it fine-tunes that model (GPT-2, GPT-Neo, or T5 as sequence-to-sequ
 the request in, the story out). Resumes from the last checkpoint after a kill. Runs the
 same under ``torchrun --nproc-per-node N -m stages.train ...`` (DDP, or FSDP with
 ``memory.fsdp``). The ``memory`` section of params (gradient checkpointing, LoRA, bf16 frozen
-weights, FSDP) makes the larger bases fit; see the README's base-model table.
+weights, FSDP) makes the larger bases fit; see the base-model table in docs/base-models.md.
 
 Every path defaults to the one dvc.yaml gives, so the spec's command works as it is:
 
@@ -33,8 +33,8 @@ from aitale.modeling.memory import check_runtime
 from aitale.modeling.model import build_model
 from aitale.modeling.session import save_metrics, train_and_save
 from aitale.modeling.tokenizer import build_tokenizer
+from aitale.modeling.wandb_run import start_run
 from aitale.params import MemoryParams, ModelParams, TrainParams, hyperparams_mismatch, load_section
-from aitale.wandb_run import start_run
 
 log = logging.getLogger("train")
 

@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from tests.helpers import REPO, git_commit, make_project, reference_corpus_dir, run_stage, sh, tiny_params, train
+from tests.helpers import (
+    REPO,
+    git_commit,
+    make_project,
+    recording_params_reads,
+    reference_corpus_dir,
+    run_stage,
+    sh,
+    tiny_params,
+    train,
+)
 
 
 @pytest.fixture(scope="session")
@@ -100,8 +110,8 @@ def dvc_project(tmp_path_factory) -> Path:
             shutil.rmtree(folder, ignore_errors=True)  # a worker's build that failed half-way
             folder.mkdir()
             root = make_project(folder / "ai-tale")
-            # every stage records the params keys it reads (aitale/params.py), for tests/test_dvc_deps.py
-            sh("dvc", "repro", cwd=root, env={"AITALE_PARAMS_READS": str(folder / "params-reads")})
+            # every stage records the params keys it reads, for tests/test_dvc_deps.py
+            sh("dvc", "repro", cwd=root, env=recording_params_reads(folder / "params-reads"))
             git_commit(root, "dvc repro")
             (folder / "built").touch()
     return folder / "ai-tale"

@@ -1,6 +1,5 @@
 """What the tests share: running stages and the real `dvc`/`git` CLIs, tiny params, temporary projects."""
 
-import ast
 import functools
 import os
 import re
@@ -119,6 +118,13 @@ def sh(*command: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     return result.stdout + result.stderr
 
 
+def recording_params_reads(folder: Path) -> dict[str, str]:
+    """Environment under which each Python process writes the params keys it reads to ``folder``
+    (tests/params_reads/sitecustomize.py): pass it to ``sh`` or ``subprocess.run``."""
+    path = [str(REPO / "tests" / "params_reads"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"AITALE_PARAMS_READS": str(folder), "PYTHONPATH": os.pathsep.join(path)}
+
+
 def ran(output: str) -> set[str]:
     """The stages a ``dvc repro`` / ``dvc exp run`` output says it ran."""
     return set(re.findall(r"Running stage '([^']+)'", output))
@@ -183,45 +189,6 @@ def clone_project(source: Path, dest: Path) -> Path:
     sh("dvc", "cache", "dir", "--local", str(source / ".dvc" / "cache"), cwd=dest)
     sh("dvc", "checkout", "-q", cwd=dest)
     return dest
-
-
-def module_file(module: str) -> Path | None:
-    """The source file of a module of this repository (``aitale.io`` -> aitale/io.py), None for another package."""
-    path = REPO.joinpath(*module.split("."))
-    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def import_closure(module: str) -> set[str]:
-    """The repository files ``module`` runs: itself and everything it imports from aitale/ or stages/, directly or
-    not (imports inside functions included), as paths relative to the repository root.
-
-    Package ``__init__`` files holding only a docstring and imports are left out: they run no code of their own.
-    """
-    seen: set[Path] = set()
-    todo = [module]
-    while todo:
-        name = todo.pop()
-        path = module_file(name)
-        if path is None or path in seen:
-            continue
-        seen.add(path)
-        parts = name.split(".")
-        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # the packages it lives in
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                todo += [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                todo += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
-    return {str(path.relative_to(REPO)) for path in seen if not _package_face(path)}
-
-
-def _package_face(path: Path) -> bool:
-    return path.name == "__init__.py" and all(
-        isinstance(node, (ast.Expr, ast.Import, ast.ImportFrom)) for node in ast.parse(path.read_text()).body
-    )
 
 
 DECODERS = ("gpt2", "gpt_neo")  # the decoder-only bases of the spec, built tiny by `tiny_base`

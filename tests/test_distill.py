@@ -19,9 +19,9 @@ from transformers import (
 )
 
 from aitale.data.structure import prompt
-from aitale.distill import bits_per_byte, distill_loss
 from aitale.io import read_jsonl, write_jsonl
 from aitale.modeling.blocks import load_blocks
+from aitale.modeling.distill import bits_per_byte, distill_loss
 from stages import distill as stage
 from tests.helpers import run_stage, tiny_params
 

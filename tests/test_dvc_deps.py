@@ -2,11 +2,17 @@
 
 A stage that runs a module it does not list is silently stale when that module changes; a stage that
 lists what it never runs or reads reruns for nothing. Both directions fail here, for every stage,
-including stages added later.
+including stages added later. The code deps are written by ``python -m tests.dvc_deps --write`` (``make deps``).
 """
 
+import argparse
+import importlib
 import json
+import os
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +20,8 @@ import yaml
 from dvc.dependency.param import ParamsDependency
 from dvc.repo import Repo
 
-from tests.helpers import REPO, clone_project, import_closure, set_param, sh
+from tests.dvc_deps import import_closure, render
+from tests.helpers import REPO, clone_project, recording_params_reads, set_param, sh, tiny_params
 
 CODE = ("aitale/", "stages/")
 VALIDATES_EVERYTHING = "check"  # reads no key one by one: it validates the whole file
@@ -56,8 +63,53 @@ def test_every_stage_lists_exactly_the_code_it_runs(name):
     runs = import_closure(stage_module(stage))
     assert listed == runs, (
         f"{name}: dvc.yaml lists code it does not run: {sorted(listed - runs)}; and misses code it runs: "
-        f"{sorted(runs - listed)}. Its deps should be:\n" + "\n".join(f"- {path}" for path in sorted(runs))
+        f"{sorted(runs - listed)}: run `python -m tests.dvc_deps --write`"
     )
+
+
+def test_dvc_yaml_holds_the_code_deps_the_generator_writes():
+    text = (REPO / "dvc.yaml").read_text()
+    assert render(text) == text, "dvc.yaml's code deps are out of date: run `python -m tests.dvc_deps --write`"
+
+
+def test_the_generator_puts_back_code_a_stage_runs_and_drops_code_it_does_not():
+    text = (REPO / "dvc.yaml").read_text()
+    train = text.index("\n  train:")
+    stale = text[:train] + text[train:].replace("      - aitale/modeling/trainer.py\n", "", 1)
+    stale = stale.replace("      - stages/check.py\n", "      - stages/check.py\n      - aitale/serve/app.py\n", 1)
+    assert stale != text
+    assert render(stale) == text
+
+
+class Parsed(Exception):
+    """Raised in place of parsing: carries a stage's parser out of its ``main``."""
+
+
+def stage_parser(module: str, monkeypatch) -> argparse.ArgumentParser:
+    def capture(parser, args=None, namespace=None):
+        raise Parsed(parser)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(argparse.ArgumentParser, "parse_args", capture)
+        with pytest.raises(Parsed) as caught:
+            importlib.import_module(module).main([])
+    return caught.value.args[0]
+
+
+@pytest.mark.parametrize("name", sorted(stages_of(REPO)))
+def test_a_stage_run_by_hand_defaults_to_the_paths_dvc_yaml_gives_it(name, monkeypatch):
+    """stages/prepare.py and stages/train.py default to their dvc.yaml paths, so that a run by hand reads and
+    writes the pipeline's files: a path changed in dvc.yaml must change there too."""
+    stage = stages_of(REPO)[name]
+    parser = stage_parser(stage_module(stage), monkeypatch)
+    argv = shlex.split(stage.cmd)[3:]
+    given = vars(parser.parse_args(argv))
+    for action in parser._actions:
+        if action.default not in (None, argparse.SUPPRESS) and set(action.option_strings) & set(argv):
+            assert given[action.dest] == action.default, (
+                f"{name}: {action.option_strings[0]} defaults to {action.default!r}; dvc.yaml passes "
+                f"{given[action.dest]!r}"
+            )
 
 
 def test_dvc_lock_holds_exactly_the_stages_dvc_yaml_defines():
@@ -70,7 +122,7 @@ def covered(key: str, declared: list[str]) -> bool:
 
 
 def test_every_stage_declares_exactly_the_params_it_reads(dvc_project, params_reads):
-    """Each stage of the tiny project's `dvc repro` recorded the keys it read (aitale/params.py); dvc.yaml
+    """Each stage of the tiny project's `dvc repro` recorded the keys it read (tests/params_reads); dvc.yaml
     must declare each of them, and declare nothing that the stage did not read."""
     params = yaml.safe_load((dvc_project / "params.yaml").read_text())
     stages = stages_of(dvc_project)
@@ -89,6 +141,34 @@ def test_every_stage_declares_exactly_the_params_it_reads(dvc_project, params_re
         unread = sorted(key for key in leaf_keys(params) if covered(key, declared) and not covered(key, sorted(reads)))
         assert undeclared == [], f"{name} reads params that dvc.yaml does not list: it would go stale"
         assert set(unread) == READ_WHEN_NEEDED.get(name, set()), f"dvc.yaml lists params {name} never reads"
+
+
+READS = """
+from aitale.params import SpecialiseParams, TrainParams, load_section
+train = load_section(TrainParams, "train", PATH)
+train.eval_every, train.scratch.learning_rate
+train.scratch.model_copy(update={"epochs": 1}).batch_size
+load_section(SpecialiseParams, "specialise", PATH).chain["age-3-5"].slice
+"""
+
+
+def test_the_recorder_notes_each_key_read_and_nothing_else(tmp_path):
+    """What the params test above relies on: a process's record holds the leaf keys it read, through sub-sections,
+    copies and dumps, and not the sections it only passed through. The product records nothing by itself: without
+    the recorder on PYTHONPATH, the same variable writes no file."""
+    script = READS.replace("PATH", repr(str(tiny_params(tmp_path / "params.yaml"))))
+    for env in [{"AITALE_PARAMS_READS": str(tmp_path / "off")}, recording_params_reads(tmp_path / "on")]:
+        subprocess.run([sys.executable, "-c", script], cwd=REPO, env={**os.environ, **env}, check=True)
+    assert not (tmp_path / "off").exists()
+    [record] = [json.loads(path.read_text()) for path in (tmp_path / "on").glob("*.json")]
+    assert record["reads"] == [
+        "specialise.chain.age-3-5.age_group",
+        "specialise.chain.age-3-5.style",
+        "specialise.chain.age-3-5.theme",
+        "train.eval_every",
+        "train.scratch.batch_size",
+        "train.scratch.learning_rate",
+    ]
 
 
 def unread_keys(root: Path) -> list[str]:

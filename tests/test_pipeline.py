@@ -31,7 +31,7 @@ ALL_STAGES = {
     "classify",
 }
 
-# An edit per kind of row of the README's table "What a params edit reruns", checked with `dvc status`.
+# An edit per kind of row of the table "What a params edit reruns" (docs/reproducibility.md), checked with `dvc status`.
 EDITS = {
     "data.gutenberg.books": [28],
     "data.gutenberg.timeout_s": 30.0,
@@ -56,9 +56,10 @@ EDITS = {
 CHAIN = "specialise.chain."  # one row for every entry: `<name>` stands for the entry edited
 
 
-def readme_table() -> list[tuple[list[str], str]]:
-    """The README's invalidation table: (the key patterns of a row, the cell naming the stages it reruns)."""
-    section = REPO.joinpath("README.md").read_text().split("## What a params edit reruns", 1)[1]
+def rerun_table() -> list[tuple[list[str], str]]:
+    """The invalidation table of docs/reproducibility.md: (the key patterns of a row, the cell naming the stages it
+    reruns)."""
+    section = REPO.joinpath("docs/reproducibility.md").read_text().split("## What a params edit reruns", 1)[1]
     rows = re.findall(r"^\| (`[^|]+`) \| (.+) \|$", section, flags=re.MULTILINE)
     return [(re.findall(r"`([^`]+)`", keys), cell) for keys, cell in rows]
 
@@ -72,8 +73,8 @@ def row_for(key: str) -> str:
         prefix = pattern.removesuffix("*")
         return len(prefix) if pattern.endswith(".*") and key.startswith(prefix) else -1
 
-    best = max(((length(pattern), cell) for patterns, cell in readme_table() for pattern in patterns), default=(-1, ""))
-    assert best[0] >= 0, f"{key}: no row of the README's table covers it"
+    best = max(((length(pattern), cell) for patterns, cell in rerun_table() for pattern in patterns), default=(-1, ""))
+    assert best[0] >= 0, f"{key}: no row of docs/reproducibility.md's table covers it"
     return best[1]
 
 
@@ -135,7 +136,7 @@ def test_every_params_key_has_a_row_within_what_dvc_reruns(pristine):
 
 
 @pytest.mark.parametrize("key", EDITS)
-def test_an_edit_invalidates_what_the_readme_table_says(pristine, key):
+def test_an_edit_invalidates_what_the_rerun_table_says(pristine, key):
     """`dvc status` names the stages an edit touches directly, which the row must hold."""
     set_param(pristine, key, EDITS[key])
     try:

@@ -18,9 +18,9 @@ from transformers import (
     pipeline,
 )
 
-from aitale.data.labels import THEMES
 from aitale.data.structure import CONTROL_TOKENS, PART_TOKENS, SPECIAL_TOKENS, prompt
 from aitale.io import read_jsonl
+from aitale.labels import THEMES
 from aitale.modeling.tracking import loss_curve
 from tests.helpers import run_stage, tiny_params, train
 

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from aitale.data.normalize import normalize_text
 from aitale.data.records import Story, slugify
-from aitale.data.labels import AGE_GROUPS, STYLES, THEMES
 from aitale.data.text import word_count
 from aitale.errors import SourceError
+from aitale.labels import AGE_GROUPS, STYLES, THEMES
 
 COLLECTION = "ai-tale"
 

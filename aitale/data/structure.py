@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from aitale.data.labels import AGE_GROUPS, STYLES, THEMES
 from aitale.data.text import paragraphs, sentences
+from aitale.labels import AGE_GROUPS, STYLES, THEMES
 
 TITLE = "<|title|>"
 BEGINNING = "<|beginning|>"

@@ -17,8 +17,8 @@ from statistics import fmean
 
 import numpy as np
 
-from aitale.data.labels import AGE_GROUPS, STYLES
 from aitale.data.readability import reading_grade
+from aitale.labels import AGE_GROUPS, STYLES
 
 DIMENSIONS = ("age", "style", "theme")
 

@@ -18,8 +18,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aitale.data.labels import AGE_GROUPS, STYLES, THEMES
 from aitale.data.structure import prompt
+from aitale.labels import AGE_GROUPS, STYLES, THEMES
 
 REDRAWS = 3  # a story that fails the screen is written again with another seed at most this often
 SEED_STEP = 1_000_003  # attempt k of seed s uses s + k * SEED_STEP

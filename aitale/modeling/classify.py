@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from aitale.data.labels import AGE_GROUPS, STYLES, THEMES
 from aitale.data.text import passages
 from aitale.io import write_json
+from aitale.labels import AGE_GROUPS, STYLES, THEMES
 from aitale.modeling.baseline import (
     Baseline,
     Example,

@@ -17,8 +17,8 @@ from aitale.modeling.memory import apply_plan, merged
 from aitale.modeling.model import model_context
 from aitale.modeling.tracking import Tracker
 from aitale.modeling.trainer import Schedule, fit
+from aitale.modeling.wandb_run import OFF, WandbRun
 from aitale.params import Hyperparams, MemoryParams, TrainParams
-from aitale.wandb_run import OFF, WandbRun
 
 log = logging.getLogger(__name__)
 

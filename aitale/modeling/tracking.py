@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from aitale.wandb_run import OFF, WandbRun
+from aitale.modeling.wandb_run import OFF, WandbRun
 from dvclive import Live
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from aitale.data.labels import AGE_GROUPS
+from aitale.labels import AGE_GROUPS
 from aitale.params import SafetyParams
 from aitale.safety import classifier
 from aitale.safety.labelled import Passage

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from aitale.data.labels import AGE_GROUPS, SAFETY_CATEGORIES
+from aitale.labels import AGE_GROUPS, SAFETY_CATEGORIES
 from aitale.safety.lemmas import features
 
 NGRAMS = (1, 2)

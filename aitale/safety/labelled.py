@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from aitale.data.labels import AGE_GROUPS, SAFETY_CATEGORIES
 from aitale.errors import SourceError
+from aitale.labels import AGE_GROUPS, SAFETY_CATEGORIES
 
 
 class Passage(BaseModel):

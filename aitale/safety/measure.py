@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from aitale.data.labels import AGE_GROUPS, SAFETY_CATEGORIES
+from aitale.labels import AGE_GROUPS, SAFETY_CATEGORIES
 from aitale.safety import legacy
 from aitale.safety.labelled import Passage
 from aitale.safety.rules import Rules

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aitale.data.labels import AGE_GROUPS, SAFETY_CATEGORIES
+from aitale.labels import AGE_GROUPS, SAFETY_CATEGORIES
 from aitale.safety.lemmas import Token, tokens
 
 NEVER = "never"

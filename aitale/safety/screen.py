@@ -13,9 +13,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aitale.data.labels import AGE_GROUPS, SAFETY_CATEGORIES
 from aitale.data.text import sentence_runs
 from aitale.errors import SourceError
+from aitale.labels import AGE_GROUPS, SAFETY_CATEGORIES
 from aitale.safety.classifier import Classifier
 from aitale.safety.rules import Rules
 

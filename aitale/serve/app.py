@@ -27,9 +27,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from aitale.data.labels import AGE_GROUPS, STYLES, THEMES
 from aitale.generation.sampling import Settings
 from aitale.generation.story import Refused, Story, StoryRequest, attempt_seeds, story_id
+from aitale.labels import AGE_GROUPS, STYLES, THEMES
 from aitale.serve.cache import BYPASS, HIT, MISS, ResponseCache, cache_key
 from aitale.serve.limits import BodyLimit
 from aitale.serve.metrics import Metrics

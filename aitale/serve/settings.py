@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from aitale.data.labels import AGE_GROUPS
+from aitale.labels import AGE_GROUPS
 from aitale.serve.security import read_keys
 
 

@@ -32,8 +32,8 @@ from aitale.modeling.blocks import Blocks
 from aitale.modeling.device import Runtime
 from aitale.modeling.model import gpt2_config, model_context
 from aitale.modeling.trainer import make_optimizer, memory_mb, optimizer_step, planned_steps, step_blocks
+from aitale.modeling.wandb_run import OFF, WandbRun
 from aitale.params import DistillParams
-from aitale.wandb_run import OFF, WandbRun
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Pull-request review: the params, metrics and plots that differ between two revisions, as Markdown.
 
-    python -m aitale.review                                  # main against the workspace
-    python -m aitale.review --base origin/main --output review.md --plots-dir review-plots
-    python -m aitale.review --base HEAD~1 --head HEAD        # two commits
+    python -m aitale.reporting.review                                  # main against the workspace
+    python -m aitale.reporting.review --base origin/main --output review.md --plots-dir review-plots
+    python -m aitale.reporting.review --base HEAD~1 --head HEAD        # two commits
 
 The report holds ``dvc params diff --md`` and ``dvc metrics diff --md`` (changed values only) and a
 list of the plots whose data or definition changed. A plot counts as changed when the data points
@@ -280,7 +280,7 @@ def build_report(base: str, head: str | None, root: Path, plots_dir: Path | None
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m aitale.review",
+        prog="python -m aitale.reporting.review",
         description="Markdown review of what changed between two revisions: dvc params diff, dvc metrics diff "
         "and the plots whose data or definition changed.",
     )
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         root = dvc_root()
         report = build_report(args.base, args.head, root, plots_dir, output.parent if output else Path.cwd())
     except ReviewError as err:
-        print(f"aitale.review: error: {err}", file=sys.stderr)
+        print(f"aitale.reporting.review: error: {err}", file=sys.stderr)
         return 2
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""Reports for people reviewing a change: ``review`` compares two revisions' params, metrics and plots."""
