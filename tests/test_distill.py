@@ -34,14 +34,13 @@ KEYS = {"parameters", "weights_bytes", "test_bits_per_byte", "val_loss"}
 
 @contextlib.contextmanager
 def one_thread():
-    """Tiny models on one thread, in this process and in the stage's: a tiny model's ops are too small to
-    gain from a second thread, and on a loaded machine each op would wait for that thread to be scheduled."""
+    """Tiny models on one thread in this process: a tiny model's ops are too small to gain from a second
+    thread, and on a loaded machine each op would wait for that thread to be scheduled. (A stage's process
+    runs on the threads aitale/machine.py pins.)"""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("OMP_NUM_THREADS", "1")
-            yield
+        yield
     finally:
         torch.set_num_threads(threads)
 
@@ -111,7 +110,7 @@ def teacher(tmp_path_factory, tiny_data) -> Path:
 
 @pytest.fixture(scope="module")
 def student_run(tmp_path_factory, data, teacher):
-    """The stage as DVC runs it, then again in-process into the same folder with --bench; first files kept."""
+    """The stage as DVC runs it, then again into the same folder with --bench; first files kept."""
     root = tmp_path_factory.mktemp("distill")
     config = tiny_params(root / "params.yaml", distill=STUDENT)
     with one_thread():
@@ -119,16 +118,11 @@ def student_run(tmp_path_factory, data, teacher):
         assert first.returncode == 0, first.stderr
         shutil.copytree(root / "student", root / "first/student")
         shutil.copy(root / "metrics/distill.json", root / "first/distill.json")
-        assert (
-            stage.main(
-                [
-                    *stage_args(root, data, teacher, "--bench", "--bench-output", str(root / "speed.json")),
-                    "--config",
-                    str(config),
-                ]
-            )
-            == 0
-        )
+        bench = run_stage(
+            "distill", *stage_args(root, data, teacher, "--bench", "--bench-output", str(root / "speed.json")),
+            config=config,
+        )  # fmt: skip
+        assert bench.returncode == 0, bench.stderr
     return root, first
 
 
