@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from aitale.machine import NATIVE, cpu_flags, describe
 from aitale.modeling.tracking import loss_curve
 from aitale.params import set_dotted
 from benchmarks.books_sweep import plot_curves
@@ -72,138 +73,130 @@ def main() -> None:
     parser.add_argument(
         "--work", type=Path, help="the working folder (default: a new temporary one); a stopped run's folder goes on"
     )
+    parser.add_argument(
+        "--step-seconds", type=float, help="seconds a training step takes on an idle machine (default: a timed probe)"
+    )
+    parser.add_argument("--native-bf16", action="store_true", help="the CPU's own kernels, bf16 where native")
+    parser.add_argument("--title", default="the ten books", help="what the plot's title says was trained on")
     args = parser.parse_args()
     if args.replot:
-        plot([json.loads(args.output.read_text())], args.compare, args.output.with_suffix(".png"))
+        plot([json.loads(args.output.read_text())], args.compare, args.output.with_suffix(".png"), args.title)
         return
     load_before = os.getloadavg()
-
     work = args.work or Path(tempfile.mkdtemp(prefix="cpu-budget-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"working in {work}", flush=True)
+    budget = Budget(work, budget_params(args))
+    timings = budget.prepare()
+    steps = budget.steps(args.minutes, args.step_seconds)
+    timings["train"] = budget.train(steps)
+    timings["evaluate"] = budget.evaluate()
+    result = summary(budget, args, timings, load_before, steps)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    plot([result], args.compare, args.output.with_suffix(".png"), args.title)
+    print(json.dumps({k: v for k, v in result.items() if k not in ("curve", "previous_run")}, indent=2))
+
+
+def budget_params(args) -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"]["gutenberg"].update(books=BOOKS, mirror=args.mirror)
     params["model"]["vocab_size"] = args.vocab_size
-    settings = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.settings)}
-    for key, value in settings.items():
+    if args.native_bf16:
+        os.environ[NATIVE] = "1"  # every stage process this one starts inherits it
+        if {"avx512_bf16", "amx_bf16"} & set(cpu_flags()):
+            params["train"]["precision"] = "bf16"
+    for key, value in ((k, yaml.safe_load(v)) for k, v in (item.split("=", 1) for item in args.settings)):
         params = set_dotted(params, key, value)
-    config = work / "params.yaml"
+    return params
 
-    def write(max_steps: int, epochs: int, eval_every: int = 25) -> None:
-        params["train"]["scratch"].update(max_steps=max_steps, epochs=epochs)
-        params["train"].update(
+
+class Budget:
+    """The stages of one budget run, each in ``work``, on one params file that the run rewrites as it goes."""
+
+    def __init__(self, work: Path, params: dict):
+        self.work, self.params, self.config = work, params, work / "params.yaml"
+
+    def write(self, max_steps: int, epochs: int, eval_every: int = 25) -> None:
+        self.params["train"]["scratch"].update(max_steps=max_steps, epochs=epochs)
+        self.params["train"].update(
             patience=0, eval_every=eval_every, checkpoint_every=eval_every, sample_every=max(eval_every, max_steps)
         )
-        config.write_text(yaml.safe_dump(params, sort_keys=False))
+        self.config.write_text(yaml.safe_dump(self.params, sort_keys=False))
 
-    write(0, 1)
-    timings = {
-        "safety": stage(
-            "safety",
-            config,
-            "--passages",
-            str(REPO / "data/safety/passages.jsonl"),
-            "--rules",
-            str(REPO / "data/safety/rules.yaml"),
-            "--output-dir",
-            str(work / "safety"),
-            "--metrics",
-            str(work / "safety.json"),
-        ),
-        "download": stage("download", config, "--output-dir", str(work / "raw")),
-        "prepare": stage(
-            "prepare",
-            config,
-            "--stories",
-            str(REPO / "data/stories"),
-            "--books",
-            str(work / "raw"),
-            "--screen",
-            str(work / "safety"),
-            "--output-dir",
-            str(work / "processed"),
-            "--metrics",
-            str(work / "data.json"),
-        ),
-        "tokenizer": stage(
-            "tokenizer", config, "--train", str(work / "processed/train.jsonl"), "--output-dir", str(work / "tokenizer")
-        ),
-    }
-    train_args = [
-        "--tokenizer",
-        str(work / "tokenizer"),
-        "--train",
-        str(work / "processed/train.jsonl"),
-        "--val",
-        str(work / "processed/val.jsonl"),
-    ]
+    def run(self, name: str, *args: str) -> float:
+        return stage(name, self.config, *args)
 
-    # The step time comes from the probe's own tokens/s curve, so start-up and saving don't skew it;
-    # ten validation passes are budgeted on top (about 3% of 30 minutes).
-    write(30, 100, eval_every=1000)
-    stage(
-        "train",
-        config,
-        *train_args,
-        "--output-dir",
-        str(work / "probe"),
-        "--checkpoints",
-        str(work / "probe-ckpt"),
-        "--live",
-        str(work / "probe-live"),
-        "--speed",
-        str(work / "probe-speed"),
-        "--metrics",
-        str(work / "probe.json"),
-    )
-    rates = (work / "probe-speed/plots/metrics/tokens_per_second.tsv").read_text().split()[3::2]
-    tokens_per_step = params["train"]["scratch"]["batch_size"] * params["train"]["scratch"]["block_size"]
-    per_step = tokens_per_step / statistics.median(float(rate) for rate in rates[5:])
-    steps = max(30, int(args.minutes * 60 * 0.97 / per_step))
-    write(steps, 1000, eval_every=max(1, steps // 10))
-    timings["train"] = stage(
-        "train",
-        config,
-        *train_args,
-        "--output-dir",
-        str(work / "model"),
-        "--checkpoints",
-        str(work / "ckpt"),
-        "--live",
-        str(work / "live"),
-        "--speed",
-        str(work / "speed"),
-        "--metrics",
-        str(work / "train.json"),
-    )
-    timings["evaluate"] = stage(
-        "evaluate",
-        config,
-        "--model-path",
-        str(work / "model"),
-        "--test-dataset",
-        str(work / "processed/test.jsonl"),
-        "--holdout",
-        str(work / "processed/holdout.jsonl"),
-        "--screen",
-        str(work / "safety"),
-        "--labelled",
-        str(REPO / "data/safety/passages.jsonl"),
-        "--output-dir",
-        str(work / "eval"),
-    )
-    evaluation = json.loads((work / "eval/eval.json").read_text())
-    train = json.loads((work / "train.json").read_text())
-    data = json.loads((work / "data.json").read_text())
+    def prepare(self) -> dict[str, float]:
+        w = self.work
+        self.write(0, 1)
+        return {
+            "safety": self.run(
+                "safety", "--passages", str(REPO / "data/safety/passages.jsonl"), "--rules",
+                str(REPO / "data/safety/rules.yaml"), "--output-dir", str(w / "safety"),
+                "--metrics", str(w / "safety.json"),
+            ),
+            "download": self.run("download", "--output-dir", str(w / "raw")),
+            "prepare": self.run(
+                "prepare", "--stories", str(REPO / "data/stories"), "--books", str(w / "raw"), "--screen",
+                str(w / "safety"), "--output-dir", str(w / "processed"), "--metrics", str(w / "data.json"),
+            ),
+            "tokenizer": self.run(
+                "tokenizer", "--train", str(w / "processed/train.jsonl"), "--output-dir", str(w / "tokenizer")
+            ),
+        }  # fmt: skip
+
+    def train_args(self, name: str) -> list[str]:
+        w = self.work
+        return [
+            "--tokenizer", str(w / "tokenizer"), "--train", str(w / "processed/train.jsonl"),
+            "--val", str(w / "processed/val.jsonl"), "--output-dir", str(w / name), "--checkpoints",
+            str(w / f"{name}-ckpt"), "--live", str(w / f"{name}-live"), "--speed", str(w / f"{name}-speed"),
+            "--metrics", str(w / f"{name}.json"),
+        ]  # fmt: skip
+
+    def steps(self, minutes: float, step_seconds: float | None) -> int:
+        """The steps that fit the budget: from an idle machine's step time when given, else from a probe's own
+        tokens/s curve (so start-up and saving don't skew it); ten validation passes budgeted on top."""
+        if step_seconds is None:
+            self.write(30, 100, eval_every=1000)
+            self.run("train", *self.train_args("probe"))
+            rates = (self.work / "probe-speed/plots/metrics/tokens_per_second.tsv").read_text().split()[3::2]
+            scratch = self.params["train"]["scratch"]
+            step_seconds = (
+                scratch["batch_size"] * scratch["block_size"] / statistics.median(float(r) for r in rates[5:])
+            )
+        return max(30, int(minutes * 60 * 0.97 / step_seconds))
+
+    def train(self, steps: int) -> float:
+        self.write(steps, 1000, eval_every=max(1, steps // 10))
+        return self.run("train", *self.train_args("model"))
+
+    def evaluate(self) -> float:
+        w = self.work
+        return self.run(
+            "evaluate", "--model-path", str(w / "model"), "--test-dataset", str(w / "processed/test.jsonl"),
+            "--holdout", str(w / "processed/holdout.jsonl"), "--screen", str(w / "safety"),
+            "--labelled", str(REPO / "data/safety/passages.jsonl"), "--output-dir", str(w / "eval"),
+        )  # fmt: skip
+
+
+def summary(budget: Budget, args, timings: dict, load_before, steps: int) -> dict:
+    w = budget.work
+    evaluation = json.loads((w / "eval/eval.json").read_text())
+    train = json.loads((w / "model.json").read_text())
+    data = json.loads((w / "data.json").read_text())
     curve = loss_curve(
-        (work / "live/plots/metrics/train/loss.tsv").read_text(),
-        (work / "speed/plots/metrics/elapsed_seconds.tsv").read_text(),
+        (w / "model-live/plots/metrics/train/loss.tsv").read_text(),
+        (w / "model-speed/plots/metrics/elapsed_seconds.tsv").read_text(),
     )
-    out = args.output
-    previous = json.loads(out.read_text()) if out.exists() else None
-    result = {
+    previous = json.loads(args.output.read_text()) if args.output.exists() else None
+    return {
         "budget_minutes": args.minutes,
-        "settings": settings,
+        "settings": {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.settings)},
+        "precision": train["precision"],
+        "math_path": train.get("math_path"),
+        "step_seconds_given": args.step_seconds,
+        "machine": describe(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "train_minutes": round(timings["train"] / 60, 2),
@@ -218,6 +211,9 @@ def main() -> None:
         "test_perplexity": evaluation["perplexity"],
         "test_bits_per_byte_by_collection": {k: v["bits_per_byte"] for k, v in evaluation["by_collection"].items()},
         "holdout_bits_per_byte": (evaluation.get("holdout") or {}).get("bits_per_byte"),
+        "holdout_bits_per_byte_by_collection": {
+            k: v["bits_per_byte"] for k, v in (evaluation.get("holdout_by_collection") or {}).items()
+        },
         "holdout_stories": (evaluation.get("holdout") or {}).get("stories"),
         "dataset_words": data["words"],
         "stage_seconds": {k: round(v, 1) for k, v in timings.items()},
@@ -226,12 +222,9 @@ def main() -> None:
         "curve": curve,
         "previous_run": {k: v for k, v in (previous or {}).items() if k != "previous_run"} or None,
     }
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    plot([result], args.compare, out.with_suffix(".png"))
-    print(json.dumps(result, indent=2))
 
 
-def plot(results: list[dict], compare: list[Path], path: Path) -> None:
+def plot(results: list[dict], compare: list[Path], path: Path, what: str = "the ten books") -> None:
     """Each run's train loss against time, in bits per byte, on one set of axes."""
     results = results + [json.loads(other.read_text()) for other in compare if other.exists()]
     curves = {}
@@ -241,7 +234,7 @@ def plot(results: list[dict], compare: list[Path], path: Path) -> None:
             f"{result['test_bits_per_byte']:.3f} test bpb"
         )
         curves[label] = (result["curve"], result["val_bits_per_byte"] / result["val_loss"])
-    title = f"{results[0]['budget_minutes']:g} minutes of training on the ten books"
+    title = f"{results[0]['budget_minutes']:g} minutes of training on {what}"
     plot_curves(curves, path, title)
 
 
