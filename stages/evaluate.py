@@ -35,7 +35,7 @@ from aitale.evaluation.corruptions import default_checks, validate
 from aitale.evaluation.overlap import overlap_scores, split_story
 from aitale.evaluation.perplexity import Score, score_stories, score_texts, torch_logits
 from aitale.evaluation.samples_page import write_samples
-from aitale.generation.sampling import Settings
+from aitale.generation.sampling import GenerationSettings
 from aitale.generation.writer import Writer
 from aitale.io import read_jsonl, write_json, write_text
 from aitale.modeling.model import load_trained, model_context
@@ -193,7 +193,7 @@ def continue_stories(writer: Writer, records, prompt_fraction, generate) -> list
         log.info("writing %d test stories from their requests", len(records))
         written = writer.write(
             [request_and_story(r)[0] for r in records],
-            [Settings.from_params(generate, seed=generate.seed + i) for i in range(len(records))],
+            [GenerationSettings.from_params(generate, seed=generate.seed + i) for i in range(len(records))],
             progress="stories",
         )
         return [
@@ -203,7 +203,7 @@ def continue_stories(writer: Writer, records, prompt_fraction, generate) -> list
     log.info("continuing %d test stories", len(records))
     written = writer.write(
         [prompt(r["title"]) + pair.prompt for r, pair in zip(records, pairs)],
-        [Settings.from_params(generate, seed=generate.seed + i) for i in range(len(records))],
+        [GenerationSettings.from_params(generate, seed=generate.seed + i) for i in range(len(records))],
         keep_last=writer.context // 2,
         progress="continuations",
     )  # room to go on
@@ -218,7 +218,7 @@ def write_sample_stories(writer: Writer, params, generate, screen, output: Path,
     titles = [t for t in params.sample_prompts for _ in range(params.samples_per_prompt)]
     written = writer.write(
         [prompt(t) for t in titles],
-        [Settings.from_params(generate, seed=generate.seed + 10_000 + i) for i in range(len(titles))],
+        [GenerationSettings.from_params(generate, seed=generate.seed + 10_000 + i) for i in range(len(titles))],
         progress="samples",
     )
     samples = [
@@ -243,7 +243,7 @@ def control_accuracy(writer: Writer, params, generate, classifiers: str, screen:
     requests = control.grid(
         params.sample_prompts, params.control.themes, params.control.stories_per_condition, generate.seed + 20_000
     )
-    settings = [Settings.from_params(generate, seed=r.seed) for r in requests]
+    settings = [GenerationSettings.from_params(generate, seed=r.seed) for r in requests]
     conditioned = writer.write(
         [prompt(r.title, r.age_group, r.style, [r.theme]) for r in requests], settings, progress="control, conditioned"
     )

@@ -75,12 +75,12 @@ def write_stories(model_dir: str | Path, titles: Sequence[str], generate: Genera
     model do not share an opening. The settings replace the model's own generation_config,
     so that both models write under the same ones.
     """
-    from aitale.generation.sampling import Settings
+    from aitale.generation.sampling import GenerationSettings
     from aitale.generation.writer import Writer
 
     written = Writer.load(model_dir).write(
         [prompt(title) for title in titles],
-        [Settings.from_params(generate, seed=seed * 1_000_003 + index) for index in range(len(titles))],
+        [GenerationSettings.from_params(generate, seed=seed * 1_000_003 + index) for index in range(len(titles))],
     )
     return [clean_story(w.text) for w in written]
 

@@ -25,7 +25,7 @@ from aitale.evaluation.perplexity import torch_logits
 from aitale.export import convert, measure
 from aitale.generation.decoders import ENCODER_FILES, MANIFEST, OnnxDecoder, TorchScriptDecoder
 from aitale.generation.graph import shape_of
-from aitale.generation.sampling import Settings
+from aitale.generation.sampling import GenerationSettings
 from aitale.io import file_sha256, write_json
 from aitale.machine import LoadRange
 from aitale.modeling.model import model_context
@@ -150,10 +150,8 @@ def measure_all(
     context = model_context(model)
 
     prompts = [tokenizer(prompt(title)).input_ids for title in titles]
-    greedy_new = max(1, min(GREEDY_TOKENS, context - max(len(ids) for ids in prompts)))
-    greedy = Settings.from_params(
-        generate, do_sample=False, max_new_tokens=greedy_new, min_new_tokens=min(generate.min_new_tokens, greedy_new)
-    )
+    room = max(1, context - max(len(ids) for ids in prompts))
+    greedy = GenerationSettings.from_params(generate, do_sample=False, max_new_tokens=GREEDY_TOKENS).within(room)
     references = measure.greedy_reference(model, prompts, greedy)
     agreement = {
         name: measure.greedy_agreement(decoder, prompts, references, greedy) for name, decoder in decoders.items()
@@ -203,7 +201,7 @@ def measure_all(
             "bpb_stride": stride,
             "parity_tolerance": params.parity_tolerance,
             "greedy_prompts": len(prompts),
-            "greedy_new_tokens": greedy_new,
+            "greedy_new_tokens": greedy.max_new_tokens,
         },
     }
     speed["goals"] = _goals(speed["ratios"])
@@ -216,7 +214,7 @@ def measure_seq2seq(
     """A T5's results: parity, greedy agreement with transformers and sizes (encoder and decoder together).
     Its speed is not timed: the figures of :func:`measure_speed` are the decoder-only models'."""
     prompts = [tokenizer(prompt(title), add_special_tokens=False).input_ids for title in titles]
-    greedy = Settings.from_params(generate, do_sample=False, max_new_tokens=GREEDY_TOKENS, min_new_tokens=0)
+    greedy = GenerationSettings.from_params(generate, do_sample=False, max_new_tokens=GREEDY_TOKENS, min_new_tokens=0)
     references = measure.greedy_reference(model, prompts, greedy)
     variants = {}
     for name, decoder in decoders.items():

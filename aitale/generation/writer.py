@@ -17,7 +17,7 @@ from aitale.generation.batch import LENGTH, generate
 from aitale.generation.codec import Codec
 from aitale.generation.config import default_settings
 from aitale.generation.decoders import Decoder, load_decoder
-from aitale.generation.sampling import Settings
+from aitale.generation.sampling import GenerationSettings
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Written:
 
 
 class Writer:
-    def __init__(self, decoder: Decoder, codec: Codec, defaults: Settings, name: str):
+    def __init__(self, decoder: Decoder, codec: Codec, defaults: GenerationSettings, name: str):
         self.decoder, self.codec, self.defaults, self.name = decoder, codec, defaults, name
 
     @classmethod
@@ -43,7 +43,7 @@ class Writer:
     def write(
         self,
         prompts: Sequence[str],
-        settings: Sequence[Settings],
+        settings: Sequence[GenerationSettings],
         *,
         max_batch: int = 16,
         keep_last: int | None = None,

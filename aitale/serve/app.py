@@ -28,7 +28,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aitale.data.labels import AGE_GROUPS, STYLES, THEMES
-from aitale.generation.sampling import Settings
+from aitale.generation.sampling import GenerationSettings
 from aitale.generation.story import Refused, Story, StoryRequest, attempt_seeds, story_id
 from aitale.serve.cache import BYPASS, HIT, MISS, ResponseCache, cache_key
 from aitale.serve.limits import BodyLimit
@@ -265,7 +265,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     def scope(request: Request) -> str:
         return "" if settings.share_cache else request.state.key_id
 
-    def settings_for(s: Service, body: CompletionRequest | StoryRequest, seed: int, room: int) -> Settings:
+    def settings_for(s: Service, body: CompletionRequest | StoryRequest, seed: int, room: int) -> GenerationSettings:
         base = s.defaults.but(seed=seed)
         if isinstance(body, StoryRequest):
             if body.max_tokens is not None:
@@ -330,7 +330,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
             }
 
         async def produce(queue: asyncio.Queue | None = None) -> dict:
-            async def one(i: int, ids: list[int], st: Settings):
+            async def one(i: int, ids: list[int], st: GenerationSettings):
                 async def release(text: str) -> None:
                     await queue.put(sse({**chunk_base(base), "choices": [choice(i, text, None)]}))
 

@@ -26,7 +26,7 @@ from aitale.generation.batch import CANCELLED, STOP, Row
 from aitale.generation.codec import Codec
 from aitale.generation.config import default_settings
 from aitale.generation.decoders import VARIANT_FILES, OnnxDecoder, full_inputs, weights_sha256
-from aitale.generation.sampling import Settings
+from aitale.generation.sampling import GenerationSettings
 from aitale.generation.story import finish
 from aitale.io import file_sha256
 from aitale.serve.engine import QUEUE_TIMEOUT, TIMEOUT, Engine, Job
@@ -131,7 +131,7 @@ class Service:
     async def write(
         self,
         prompt_ids: list[int],
-        settings: Settings,
+        settings: GenerationSettings,
         *,
         age_group: str,
         story: bool,
