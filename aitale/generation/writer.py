@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -26,6 +27,23 @@ class Written:
     tokens: list[int]
     prompt_tokens: int
     finish_reason: str
+
+    @property
+    def usage(self) -> dict[str, int]:
+        """OpenAI's ``usage`` of the row."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": len(self.tokens),
+            "total_tokens": self.prompt_tokens + len(self.tokens),
+        }
+
+
+@dataclass(frozen=True)
+class Screened(Written):
+    """A row's text after the content screen judged it: withheld (empty) unless ``safe``."""
+
+    safe: bool
+    verdict: dict[str, Any]
 
 
 class Writer:
