@@ -49,6 +49,10 @@ class GenerationSettings:
     def to_json(self) -> dict:
         return asdict(self)
 
+    def transformers_options(self) -> dict:
+        """The same settings as keyword arguments of transformers' ``generate`` (the seed and stop strings aside)."""
+        return {name: value for name, value in asdict(self).items() if name not in ("seed", "stop")}
+
 
 def process(
     scores: np.ndarray, ids: Sequence[int], generated: int, settings: GenerationSettings, eos: int | None

@@ -16,8 +16,8 @@ from aitale.modeling.device import Runtime
 from aitale.modeling.memory import apply_plan, merged
 from aitale.modeling.model import model_context
 from aitale.modeling.tracking import Tracker
-from aitale.modeling.trainer import Schedule, fit
-from aitale.params import Hyperparams, MemoryParams, TrainParams
+from aitale.modeling.trainer import Schedule, fit, sample_settings
+from aitale.params import GenerateParams, Hyperparams, MemoryParams, TrainParams
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ def train_and_save(
     *,
     hp: Hyperparams,
     train_params: TrainParams,
+    generate: GenerateParams,
     train_path: str,
     val_path: str,
     output_dir: str,
@@ -40,7 +41,7 @@ def train_and_save(
     memory: MemoryParams | None = None,
 ) -> dict:
     """Pack the data, run :func:`~aitale.modeling.trainer.fit` under the ``memory`` plan, save the model
-    (LoRA adapters merged into it) with its tokenizer."""
+    (LoRA adapters merged into it) with its tokenizer. ``generate``: the sampling of the periodic samples."""
     block_size = min(hp.block_size, model_context(model))
     if block_size < hp.block_size:
         log.info("block_size %d clamped to the model's context of %d", hp.block_size, block_size)
@@ -66,6 +67,7 @@ def train_and_save(
         sample_every=train_params.sample_every,
         sample_prompts=train_params.sample_prompts,
         seed=train_params.seed,
+        sample_settings=sample_settings(generate),
     )
     shard = memory is not None and memory.fsdp
     metrics = fit(model, tokenizer, train, val, hp, schedule, runtime, checkpoints, tracker, shard=shard)
