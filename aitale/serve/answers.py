@@ -44,6 +44,11 @@ def error(
     return JSONResponse(error_body(message, kind, param, code), status_code=status, headers=headers)
 
 
+def past_context(message: str, param: str) -> JSONResponse:
+    """The 400 of a request whose prompt leaves the model's context too little room."""
+    return error(400, message, param=param, code="context_length_exceeded")
+
+
 def refusal_body(refused: Refused) -> dict:
     """The 422 of a story every draw of which failed the screen: the reasons, not the text."""
     body = error_body(str(refused), "content_filter", code="content_filter")

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from aitale.generation.sampling import GenerationSettings
 from aitale.generation.story import SEED_RANGE
 from aitale.generation.writer import Screened
-from aitale.serve.answers import Answer, Emit, error, respond
+from aitale.serve.answers import Answer, Emit, past_context, respond
 from aitale.serve.schemas import CompletionRequest
 from aitale.serve.service import ServiceError
 from aitale.serve.state import Server
@@ -28,7 +28,7 @@ async def completions(body: CompletionRequest, request: Request, server: Server)
         raise ServiceError(404, "model_not_found", f"the model {body.model!r} does not exist")
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
     encoded = [s.codec.encode(p) for p in prompts]
-    if (too_long := past_context(body, encoded, s.context)) is not None:
+    if (too_long := too_long_for_context(body, encoded, s.context)) is not None:
         return too_long
     seed = body.seed if body.seed is not None else secrets.randbelow(SEED_RANGE)
     rows = [body.settings(s.defaults.but(seed=seed), s.room(ids)) for ids in encoded]
@@ -76,23 +76,16 @@ async def completions(body: CompletionRequest, request: Request, server: Server)
     return await respond(server, request, answer, body.stream)
 
 
-def past_context(body: CompletionRequest, encoded: list[list[int]], context: int | None) -> Response | None:
+def too_long_for_context(body: CompletionRequest, encoded: list[list[int]], context: int | None) -> Response | None:
     """The 400 of a prompt that leaves the model's context no room for ``max_tokens``."""
     for i, ids in enumerate(encoded):
         if context is not None and len(ids) >= context:
-            return error(
-                400,
-                f"prompt {i} is {len(ids)} tokens; the model's context is {context}",
-                param="prompt",
-                code="context_length_exceeded",
-            )
+            return past_context(f"prompt {i} is {len(ids)} tokens; the model's context is {context}", "prompt")
         if body.max_tokens is not None and context is not None and len(ids) + body.max_tokens > context:
-            return error(
-                400,
+            return past_context(
                 f"prompt {i} ({len(ids)} tokens) plus max_tokens ({body.max_tokens}) is past the "
                 f"model's context of {context}",
-                param="max_tokens",
-                code="context_length_exceeded",
+                "max_tokens",
             )
     return None
 

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from aitale.generation.sampling import GenerationSettings
 from aitale.generation.story import SEED_RANGE, StoryRequest, tell_story
 from aitale.generation.writer import Screened
-from aitale.serve.answers import Answer, Emit, error, respond
+from aitale.serve.answers import Answer, Emit, past_context, respond
 from aitale.serve.state import Server
 
 REDRAW_MESSAGE = "that draw failed the content screen; writing another"
@@ -25,7 +25,7 @@ async def stories(body: StoryRequest, request: Request, server: Server) -> Respo
     s = server.service
     prompt_ids = s.codec.encode(body.prompt())
     room = s.room(prompt_ids)
-    if (too_long := past_context(body, room, s.context)) is not None:
+    if (too_long := too_long_for_context(body, room, s.context)) is not None:
         return too_long
     seed = body.seed if body.seed is not None else secrets.randbelow(SEED_RANGE)
     fields = {"route": "stories", **body.model_dump(exclude={"stream"}), "redraws": server.settings.redraws}
@@ -76,21 +76,14 @@ async def stories(body: StoryRequest, request: Request, server: Server) -> Respo
     return await respond(server, request, answer, body.stream)
 
 
-def past_context(body: StoryRequest, room: int | None, context: int | None) -> Response | None:
+def too_long_for_context(body: StoryRequest, room: int | None, context: int | None) -> Response | None:
     """The 400 of a title that leaves the model's context no room, or less than ``max_tokens``."""
     if room is not None and room < 1:
-        return error(
-            400,
-            f"the title is too long for the model's context of {context} tokens",
-            param="title",
-            code="context_length_exceeded",
-        )
+        return past_context(f"the title is too long for the model's context of {context} tokens", "title")
     if body.max_tokens is not None and room is not None and body.max_tokens > room:
-        return error(
-            400,
+        return past_context(
             f"max_tokens ({body.max_tokens}) is past the room the model's context leaves "
             f"({room} tokens after the prompt)",
-            param="max_tokens",
-            code="context_length_exceeded",
+            "max_tokens",
         )
     return None
