@@ -33,7 +33,7 @@ import httpx
 
 from aitale.io import write_json
 from aitale.machine import LoadRange, describe
-from tests.serving import serve
+from tests.serve.serving import serve
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks/results/serve.json"

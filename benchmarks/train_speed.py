@@ -57,6 +57,7 @@ import transformers
 from transformers import AutoTokenizer, PreTrainedModel
 from transformers.activations import NewGELUActivation
 
+from aitale.generation.sampling import GenerationSettings
 from aitale.machine import describe
 from aitale.modeling import device as rt
 from aitale.modeling import trainer
@@ -665,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
             sample_every=steps,
             sample_prompts=[],
             seed=train_params.seed,
+            sample_settings=GenerationSettings(),  # no samples: sample_prompts is empty
         )
         checkpoints = Checkpoints(tmp / "checkpoints", "train-speed")
         log.info(

@@ -4,7 +4,8 @@ Perplexity and bits per byte (sliding window, overall and per collection); BLEU 
 of continuations; the narrative metrics on the model's stories and on the real ones, with
 the rates at which each metric tells a real story from a corrupted copy; sample stories
 in Markdown and HTML; the share of sample stories the content screen passes for each age group;
-and the data behind the plots declared in ``dvc.yaml``. The time each
+and the data behind the plots declared in ``dvc.yaml``. The model writes with the settings it ships
+with (its ``generation_config.json``), seeded from ``generate.seed``. The time each
 part took goes to ``--speed``, apart from the metrics, which are the same on every run.
 
     python -m stages.evaluate --model-path models/storyteller \\
@@ -19,6 +20,7 @@ import logging
 import sys
 import time
 from collections import defaultdict
+from dataclasses import asdict
 from io import StringIO
 from pathlib import Path
 from statistics import fmean
@@ -34,7 +36,6 @@ from aitale.evaluation.corruptions import default_checks, validate
 from aitale.evaluation.overlap import overlap_scores, split_story
 from aitale.evaluation.perplexity import Score, score_stories, score_texts, torch_logits
 from aitale.evaluation.samples_page import write_samples
-from aitale.generation.sampling import Settings
 from aitale.generation.writer import Writer
 from aitale.io import read_jsonl, write_json, write_text
 from aitale.labels import AGE_GROUPS
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.setup_logging()
     try:
         params = load_section(EvaluateParams, "evaluate", args.config, cli.overrides(args))
-        generate = load_section(GenerateParams, "generate", args.config)
+        seed = load_section(GenerateParams, "generate", args.config).seed  # the settings are the model's own
         screen = load_screen(args.screen)
         unsafe = [p.text for p in load_passages(args.labelled) if p.split == "test" and p.unsafe_for("3-5")]
     except (ParamsError, SourceError) as err:
@@ -79,12 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     metrics_path = Path(args.metrics or output / "eval.json")
     plots = Path(args.plots_dir or output / "plots")
     speed_path = Path(args.speed or output / "speed.json")
-    wandb_run = start_run("evaluate", {"evaluate": params.model_dump(), "generate": generate.model_dump()})
 
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(args.model_path)
     model = load_trained(args.model_path)
     writer = Writer.load(args.model_path)
+    shipped = {**asdict(writer.defaults), "seed": seed}  # the model's generation_config.json
+    wandb_run = start_run("evaluate", {"evaluate": params.model_dump(), "generate": shipped})
     records = read_jsonl(args.test_dataset)
     if not records:
         log.error("%s: no test stories", args.test_dataset)
@@ -103,12 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     held_out = read_jsonl(args.holdout) if args.holdout else []
     holdout = perplexity_by_collection(model, tokenizer, held_out, params.stride)
     timed("perplexity")
-    continuations = continue_stories(writer, scored, params.prompt_fraction, generate)
+    continuations = continue_stories(writer, scored, params.prompt_fraction, seed)
     overlap = overlap_scores([c["story"] for c in continuations], [c["reference"] for c in continuations])
     timed("continuations")
-    samples = write_sample_stories(writer, params, generate, screen, output, args.model_path)
+    samples = write_sample_stories(writer, params, seed, screen, output, args.model_path)
     timed("samples")
-    control = control_accuracy(writer, params, generate, args.classifiers, screen) if args.classifiers else None
+    control = control_accuracy(writer, params, seed, args.classifiers, screen) if args.classifiers else None
     timed("control")
 
     story_metrics = metric_functions(screen)
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             "distinct_2": round(fmean(narrative.distinct_n(s, 2) for s in generated), 4),
         },
         "screen_pass_rate": pass_rates(screen, generated),
-        "validation": validate(references, screen=screen, unsafe=unsafe, seed=generate.seed),
+        "validation": validate(references, screen=screen, unsafe=unsafe, seed=seed),
         **({"control": control} if control else {}),
         "stories": {"test": len(records), "scored": len(scored), "samples": len(samples)},
     }
@@ -191,13 +193,13 @@ def rounded(by_collection: dict[str, Score]) -> dict[str, dict]:
     }
 
 
-def continue_stories(writer: Writer, records, prompt_fraction, generate) -> list[dict]:
+def continue_stories(writer: Writer, records, prompt_fraction, seed: int) -> list[dict]:
     """Each story's opening continued by the model (seeded per story), with the real continuation."""
     if writer.decoder.layout.positional is not None:  # T5 writes a whole story from the request alone
         log.info("writing %d test stories from their requests", len(records))
         written = writer.write(
             [request_and_story(r)[0] for r in records],
-            [Settings.from_params(generate, seed=generate.seed + i) for i in range(len(records))],
+            [writer.defaults.but(seed=seed + i) for i in range(len(records))],
             progress="stories",
         )
         return [
@@ -207,7 +209,7 @@ def continue_stories(writer: Writer, records, prompt_fraction, generate) -> list
     log.info("continuing %d test stories", len(records))
     written = writer.write(
         [prompt(r["title"]) + pair.prompt for r, pair in zip(records, pairs)],
-        [Settings.from_params(generate, seed=generate.seed + i) for i in range(len(records))],
+        [writer.defaults.but(seed=seed + i) for i in range(len(records))],
         keep_last=writer.context // 2,
         progress="continuations",
     )  # room to go on
@@ -217,12 +219,12 @@ def continue_stories(writer: Writer, records, prompt_fraction, generate) -> list
     ]
 
 
-def write_sample_stories(writer: Writer, params, generate, screen, output: Path, model_path: str) -> list[dict]:
+def write_sample_stories(writer: Writer, params, seed: int, screen, output: Path, model_path: str) -> list[dict]:
     story_metrics = metric_functions(screen)
     titles = [t for t in params.sample_prompts for _ in range(params.samples_per_prompt)]
     written = writer.write(
         [prompt(t) for t in titles],
-        [Settings.from_params(generate, seed=generate.seed + 10_000 + i) for i in range(len(titles))],
+        [writer.defaults.but(seed=seed + 10_000 + i) for i in range(len(titles))],
         progress="samples",
     )
     samples = [
@@ -238,16 +240,16 @@ def pass_rates(screen: Screen, stories: list[str]) -> dict[str, float]:
     return {age: round(fmean(v.safe for v in screen.judge_many(stories, age)), 4) for age in AGE_GROUPS}
 
 
-def control_accuracy(writer: Writer, params, generate, classifiers: str, screen: Screen) -> dict:
+def control_accuracy(writer: Writer, params, seed: int, classifiers: str, screen: Screen) -> dict:
     """The control grid written with and without control tokens, judged by the classify stage's judges."""
     from aitale.evaluation import control
     from aitale.modeling.classify import Judge
 
     judges = {d: Judge(Path(classifiers) / d) for d in control.DIMENSIONS}
     requests = control.grid(
-        params.sample_prompts, params.control.themes, params.control.stories_per_condition, generate.seed + 20_000
+        params.sample_prompts, params.control.themes, params.control.stories_per_condition, seed + 20_000
     )
-    settings = [Settings.from_params(generate, seed=r.seed) for r in requests]
+    settings = [writer.defaults.but(seed=r.seed) for r in requests]
     conditioned = writer.write(
         [prompt(r.title, r.age_group, r.style, [r.theme]) for r in requests], settings, progress="control, conditioned"
     )

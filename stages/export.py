@@ -35,10 +35,11 @@ from transformers import AutoTokenizer
 from aitale import cli
 from aitale.errors import ParamsError
 from aitale.export.build import ParityError, export_all, measure_all
+from aitale.generation.config import default_settings
 from aitale.generation.graph import UnsupportedModel
 from aitale.io import atomic_dir, read_jsonl, write_json
 from aitale.modeling.model import load_trained
-from aitale.params import EvaluateParams, ExportParams, GenerateParams, load_section
+from aitale.params import EvaluateParams, ExportParams, load_section
 
 log = logging.getLogger("export")
 
@@ -54,7 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     cli.setup_logging()
     try:
         params = load_section(ExportParams, "export", args.config, cli.overrides(args))
-        generate = load_section(GenerateParams, "generate", args.config)
         evaluate = load_section(EvaluateParams, "evaluate", args.config)
     except ParamsError as err:
         log.error("%s", err)
@@ -80,7 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         with atomic_dir(args.output_dir) as staging:
             export_all(model, model_dir, staging, params.opset)
             metrics, speed = measure_all(
-                model, tokenizer, staging, params, generate, evaluate.sample_prompts, evaluate.stride, texts
+                model,
+                tokenizer,
+                staging,
+                params,
+                default_settings(model_dir),  # the settings the model ships with
+                evaluate.sample_prompts,
+                evaluate.stride,
+                texts,
             )
     except UnsupportedModel as err:
         log.error("%s: %s", model_dir, err)

@@ -1,9 +1,9 @@
 """Human evaluation stage: a blind rating sheet comparing the model with a baseline, and its score.
 
-``sheet`` has both models write one story per ``human_eval.prompts`` title with the
-``generate`` settings (seeded with ``human_eval.seed``), shuffles them under opaque ids and
-writes sheet.csv, sheet.html (an offline form), README.md for the raters and key.json
-(which model wrote each sample; keep it from the raters). ``score`` validates the completed
+``sheet`` has both models write one story per ``human_eval.prompts`` title with the evaluated
+model's generation settings (its ``generation_config.json``; seeded with ``human_eval.seed``),
+shuffles them under opaque ids and writes sheet.csv, sheet.html (an offline form), README.md for
+the raters and key.json (which model wrote each sample; keep it from the raters). ``score`` validates the completed
 rating CSVs against the key and the scale and writes mean, std and n per model and criterion.
 
     python -m stages.human_eval sheet --model models/storyteller --output-dir evaluation_results/human
@@ -22,8 +22,9 @@ from pathlib import Path
 from aitale import cli
 from aitale.errors import ParamsError
 from aitale.evaluation import human
+from aitale.generation.config import default_settings
 from aitale.io import atomic_dir, write_json, write_text
-from aitale.params import GenerateParams, HumanEvalParams, load_section
+from aitale.params import HumanEvalParams, load_section
 
 log = logging.getLogger("human_eval")
 
@@ -33,11 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     cli.setup_logging()
     try:
         params = load_section(HumanEvalParams, "human_eval", args.config, cli.overrides(args))
-        generate = load_section(GenerateParams, "generate", args.config) if args.command == "sheet" else None
     except ParamsError as err:
         log.error("%s", err)
         return 2
-    return sheet(args, params, generate) if args.command == "sheet" else score(args, params)
+    return sheet(args, params) if args.command == "sheet" else score(args, params)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -75,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
     return main_parser
 
 
-def sheet(args: argparse.Namespace, params: HumanEvalParams, generate: GenerateParams) -> int:
+def sheet(args: argparse.Namespace, params: HumanEvalParams) -> int:
     models = {human.MODEL: args.model, human.BASELINE: params.baseline}  # --baseline overrides the param
     for name, folder in models.items():
         if not (Path(folder) / "config.json").is_file():
@@ -94,10 +94,11 @@ def sheet(args: argparse.Namespace, params: HumanEvalParams, generate: GenerateP
         )
         return 2
 
+    settings = default_settings(args.model)  # what the evaluated model ships with, for both models
     stories = {}
     for name, folder in models.items():
         try:
-            stories[name] = (folder, human.write_stories(folder, params.prompts, generate, params.seed))
+            stories[name] = (folder, human.write_stories(folder, params.prompts, settings, params.seed))
         except (OSError, ValueError) as err:  # an unloadable folder, or a prompt longer than the context
             log.error("%s %s: %s", name, folder, err)
             return 2

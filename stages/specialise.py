@@ -22,7 +22,7 @@ from aitale import cli
 from aitale.errors import ParamsError
 from aitale.io import read_jsonl
 from aitale.modeling.wandb_run import start_run
-from aitale.params import MemoryParams, SpecialiseParams, TrainParams, load_section
+from aitale.params import GenerateParams, MemoryParams, SpecialiseParams, TrainParams, load_section
 
 # torch and the training code are imported once the params are valid (a bad value answers at once).
 
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         train_params = load_section(TrainParams, "train", args.config)
         memory = load_section(MemoryParams, "memory", args.config)
+        generate = load_section(GenerateParams, "generate", args.config)  # the periodic samples' sampling
         params = load_section(SpecialiseParams, "specialise", args.config, cli.overrides(args))
         if args.name not in params.chain:
             raise ParamsError(f"specialise.chain.{args.name}: no such entry (have: {', '.join(params.chain)})")
@@ -65,10 +66,12 @@ def main(argv: list[str] | None = None) -> int:
                 split,
             )
             return 2
-    return run(args, params, train_params, memory)
+    return run(args, params, train_params, memory, generate)
 
 
-def run(args, params: SpecialiseParams, train_params: TrainParams, memory: MemoryParams) -> int:
+def run(
+    args, params: SpecialiseParams, train_params: TrainParams, memory: MemoryParams, generate: GenerateParams
+) -> int:
     import torch
     from transformers import AutoTokenizer
 
@@ -103,6 +106,7 @@ def run(args, params: SpecialiseParams, train_params: TrainParams, memory: Memor
             runtime,
             hp=hp,
             train_params=train_params,
+            generate=generate,
             train_path=args.train,
             val_path=args.val,
             output_dir=args.output_dir,

@@ -34,7 +34,7 @@ from aitale.modeling.model import build_model
 from aitale.modeling.session import save_metrics, train_and_save
 from aitale.modeling.tokenizer import build_tokenizer
 from aitale.modeling.wandb_run import start_run
-from aitale.params import MemoryParams, ModelParams, TrainParams, hyperparams_mismatch, load_section
+from aitale.params import GenerateParams, MemoryParams, ModelParams, TrainParams, hyperparams_mismatch, load_section
 
 log = logging.getLogger("train")
 
@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         model_params = load_section(ModelParams, "model", args.config, base)
         params = load_section(TrainParams, "train", args.config, cli.overrides(args))
         memory = load_section(MemoryParams, "memory", args.config)
+        generate = load_section(GenerateParams, "generate", args.config)  # the periodic samples' sampling
         if problem := hyperparams_mismatch(model_params, params):
             raise ParamsError(f"{args.config}: invalid params\n  {problem}")
         runtime = rt.start(params.precision, params.device)
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             runtime,
             hp=hp,
             train_params=params,
+            generate=generate,
             train_path=args.train,
             val_path=args.val,
             output_dir=args.output_dir,

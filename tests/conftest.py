@@ -121,12 +121,3 @@ def dvc_project(tmp_path_factory) -> Path:
 def params_reads(dvc_project) -> list[dict]:
     """What each stage process of the ``dvc_project`` run read: ``{"argv": [...], "reads": [dotted keys]}``."""
     return [json.loads(path.read_text()) for path in sorted((dvc_project.parent / "params-reads").glob("*.json"))]
-
-
-@pytest.fixture(scope="session")
-def story_server(dvc_project, tmp_path_factory):
-    """The story service on the tiny project's export and screen, on a free loopback port, for the session."""
-    from tests.serving import serve
-
-    with serve(dvc_project, tmp_path_factory.mktemp("serve"), max_batch=8) as running:
-        yield running

@@ -235,7 +235,7 @@ def test_tell_and_the_server_write_with_each_architecture(pipeline, tmp_path):
         if result.returncode == 0:
             assert json.loads(result.stdout)["text"]
 
-    from tests.serving import serve
+    from tests.serve.serving import serve
 
     with serve(root, tmp_path) as server, server.client() as client:
         body = {"title": "The Tiny Test", "age_group": "3-5", "themes": ["courage"], "style": "bedtime"}

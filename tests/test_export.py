@@ -26,11 +26,11 @@ from aitale.export import measure
 from aitale.export.build import FP32, INT8, TORCHSCRIPT, check_parity, export_all
 from aitale.generation.batch import generate_one
 from aitale.generation.decoders import ModelFileError, OnnxDecoder, TorchScriptDecoder, full_inputs
-from aitale.generation.sampling import Settings, process
+from aitale.generation.sampling import GenerationSettings, process
 from tests.helpers import run_stage, tiny_gpt2, tiny_params
 
 TITLES = ["The Tiny Test", "A Fox in the Snow"]
-PARAMS = Settings(
+PARAMS = GenerationSettings(
     seed=3,
     do_sample=True,
     temperature=0.8,

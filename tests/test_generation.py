@@ -7,12 +7,14 @@ import torch
 from aitale.export.build import FP32, export_all
 from aitale.generation.batch import LENGTH, STOP, Batch, Row, generate, generate_one
 from aitale.generation.decoders import OnnxDecoder, TorchDecoder
-from aitale.generation.sampling import Settings
+from aitale.generation.sampling import GenerationSettings
 from tests.helpers import tiny_gpt2
 
 PROMPTS = [[5, 6, 7], [8, 9, 10, 11, 12, 13], [20], [30, 31, 32, 33]]
-SAMPLED = Settings(do_sample=True, temperature=0.9, top_k=20, top_p=0.9, no_repeat_ngram_size=2, max_new_tokens=30)
-GREEDY = Settings(do_sample=False, max_new_tokens=20)
+SAMPLED = GenerationSettings(
+    do_sample=True, temperature=0.9, top_k=20, top_p=0.9, no_repeat_ngram_size=2, max_new_tokens=30
+)
+GREEDY = GenerationSettings(do_sample=False, max_new_tokens=20)
 
 
 @pytest.fixture(scope="module")

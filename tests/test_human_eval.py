@@ -18,7 +18,9 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from aitale.data.stories import load_stories
 from aitale.evaluation.human import RatingsError, Sample, read_ratings, sheet_html
+from aitale.generation.config import generation_config
 from aitale.modeling.tokenizer import train_bpe
+from aitale.params import GenerateParams, load_section
 from stages import human_eval
 from tests.helpers import REPO, run_stage, tiny_params
 
@@ -58,13 +60,18 @@ def save_tiny_gpt2(folder: Path, tokenizer: PreTrainedTokenizerFast, n_positions
 def models(tmp_path_factory) -> tuple[Path, Path]:
     """Two different tiny GPT-2s, named like the real ones.
 
-    The model has the pipeline's scratch tokenizer (structure tokens, a pad token) and a
-    context shorter than generate.max_new_tokens; the baseline, like a hub model, has a
-    tokenizer that knows neither, and a longer context.
+    The model has the pipeline's scratch tokenizer (structure tokens, a pad token), the package
+    stage's generation_config.json (the settings both models write with) and a context shorter than its
+    max_new_tokens; the baseline, like a hub model, has a tokenizer that knows neither, and a longer context.
     """
     root = tmp_path_factory.mktemp("models")
     texts = [story.text for story in load_stories(REPO / "data/stories")]
-    model = save_tiny_gpt2(root / "storyteller", train_bpe(texts, 400, 48), n_positions=48, n_layer=1, seed=1)
+    tokenizer = train_bpe(texts, 400, 48)
+    model = save_tiny_gpt2(root / "storyteller", tokenizer, n_positions=48, n_layer=1, seed=1)
+    shipped = load_section(GenerateParams, "generate", REPO / "params.yaml")
+    generation_config(
+        shipped.model_copy(update={"min_new_tokens": 200, "max_new_tokens": 400}), tokenizer
+    ).save_pretrained(model)
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(texts, vocab_size=300, special_tokens=["<|endoftext|>"], show_progress=False)
     plain = PreTrainedTokenizerFast(
@@ -78,7 +85,6 @@ def params(folder: Path, baseline: Path | str, **human_eval) -> Path:
     return tiny_params(
         folder / "params.yaml",
         human_eval={"baseline": str(baseline), "prompts": TITLES, "seed": 3, **human_eval},
-        generate={"min_new_tokens": 200, "max_new_tokens": 400},
     )
 
 

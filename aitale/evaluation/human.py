@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, cre
 from pydantic_core import PydanticCustomError
 
 from aitale.data.structure import prompt
-from aitale.params import GenerateParams
+from aitale.generation.sampling import GenerationSettings
 from aitale.templates import render
 
 MODEL, BASELINE = "model", "baseline"
@@ -67,20 +67,19 @@ class Sample:
 # --- sheet -------------------------------------------------------------------------------
 
 
-def write_stories(model_dir: str | Path, titles: Sequence[str], generate: GenerateParams, seed: int) -> list[str]:
-    """One story per title from the model saved in ``model_dir``, with the ``generate`` settings.
+def write_stories(model_dir: str | Path, titles: Sequence[str], settings: GenerationSettings, seed: int) -> list[str]:
+    """One story per title from the model saved in ``model_dir``, with ``settings``.
 
     Story ``i`` is sampled from its own seed derived from ``seed`` and ``i``: the two models
     draw the same random numbers for a title (a paired comparison), while the titles of one
-    model do not share an opening. The settings replace the model's own generation_config,
-    so that both models write under the same ones.
+    model do not share an opening. The sheet passes the evaluated model's own settings (its
+    generation_config.json) for both models, so that both write under the same ones.
     """
-    from aitale.generation.sampling import Settings
     from aitale.generation.writer import Writer
 
     written = Writer.load(model_dir).write(
         [prompt(title) for title in titles],
-        [Settings.from_params(generate, seed=seed * 1_000_003 + index) for index in range(len(titles))],
+        [settings.but(seed=seed * 1_000_003 + index) for index in range(len(titles))],
     )
     return [clean_story(w.text) for w in written]
 

@@ -25,11 +25,11 @@ from aitale.evaluation.perplexity import torch_logits
 from aitale.export import convert, measure
 from aitale.generation.decoders import ENCODER_FILES, MANIFEST, OnnxDecoder, TorchScriptDecoder
 from aitale.generation.graph import shape_of
-from aitale.generation.sampling import Settings
+from aitale.generation.sampling import GenerationSettings
 from aitale.io import file_sha256, write_json
 from aitale.machine import LoadRange
 from aitale.modeling.model import model_context
-from aitale.params import ExportParams, GenerateParams
+from aitale.params import ExportParams
 
 log = logging.getLogger("export")
 
@@ -136,24 +136,23 @@ def measure_all(
     tokenizer: PreTrainedTokenizerBase,
     folder: Path,
     params: ExportParams,
-    generate: GenerateParams,
+    defaults: GenerationSettings,
     titles: Sequence[str],
     stride: int,
     texts: Sequence[str],
 ) -> tuple[dict, dict]:
     """Check parity, then measure: the results (sizes, bits per byte, parity; the same on every run)
-    and the speed figures (latency, throughput: this machine, this run)."""
+    and the speed figures (latency, throughput: this machine, this run). ``defaults`` are the model's
+    generation settings (its generation_config.json), which the greedy parity decodes with."""
     decoders = load_decoders(folder)
     parity = check_parity(model, decoders, params.parity_tolerance)
     if model.config.is_encoder_decoder:
-        return measure_seq2seq(model, tokenizer, folder, decoders, parity, generate, titles)
+        return measure_seq2seq(model, tokenizer, folder, decoders, parity, defaults, titles)
     context = model_context(model)
 
     prompts = [tokenizer(prompt(title)).input_ids for title in titles]
-    greedy_new = max(1, min(GREEDY_TOKENS, context - max(len(ids) for ids in prompts)))
-    greedy = Settings.from_params(
-        generate, do_sample=False, max_new_tokens=greedy_new, min_new_tokens=min(generate.min_new_tokens, greedy_new)
-    )
+    room = max(1, context - max(len(ids) for ids in prompts))
+    greedy = defaults.but(do_sample=False, max_new_tokens=GREEDY_TOKENS).within(room)
     references = measure.greedy_reference(model, prompts, greedy)
     agreement = {
         name: measure.greedy_agreement(decoder, prompts, references, greedy) for name, decoder in decoders.items()
@@ -203,7 +202,7 @@ def measure_all(
             "bpb_stride": stride,
             "parity_tolerance": params.parity_tolerance,
             "greedy_prompts": len(prompts),
-            "greedy_new_tokens": greedy_new,
+            "greedy_new_tokens": greedy.max_new_tokens,
         },
     }
     speed["goals"] = _goals(speed["ratios"])
@@ -211,12 +210,12 @@ def measure_all(
 
 
 def measure_seq2seq(
-    model, tokenizer, folder: Path, decoders: dict, parity: dict, generate, titles
+    model, tokenizer, folder: Path, decoders: dict, parity: dict, defaults: GenerationSettings, titles
 ) -> tuple[dict, dict]:
     """A T5's results: parity, greedy agreement with transformers and sizes (encoder and decoder together).
     Its speed is not timed: the figures of :func:`measure_speed` are the decoder-only models'."""
     prompts = [tokenizer(prompt(title), add_special_tokens=False).input_ids for title in titles]
-    greedy = Settings.from_params(generate, do_sample=False, max_new_tokens=GREEDY_TOKENS, min_new_tokens=0)
+    greedy = defaults.but(do_sample=False, max_new_tokens=GREEDY_TOKENS, min_new_tokens=0)
     references = measure.greedy_reference(model, prompts, greedy)
     variants = {}
     for name, decoder in decoders.items():

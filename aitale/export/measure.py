@@ -21,7 +21,7 @@ from transformers import DynamicCache, PreTrainedModel
 from aitale.evaluation.perplexity import score_texts
 from aitale.generation.batch import generate_one
 from aitale.generation.decoders import Decoder, full_inputs
-from aitale.generation.sampling import Settings
+from aitale.generation.sampling import GenerationSettings
 
 WARMUP_STEPS = 2  # untimed steps after the prefill: first-call allocations and kernel selection
 CORES = torch.get_num_threads()  # torch's default: one thread per core this process may use
@@ -233,7 +233,9 @@ def seq2seq_parity(
 
 
 @torch.no_grad()
-def greedy_reference(model: PreTrainedModel, prompts: Sequence[list[int]], params: Settings) -> list[list[int]]:
+def greedy_reference(
+    model: PreTrainedModel, prompts: Sequence[list[int]], params: GenerationSettings
+) -> list[list[int]]:
     """transformers' greedy continuations with the same processors as :func:`generate`."""
     out = []
     for ids in prompts:
@@ -258,7 +260,7 @@ def greedy_reference(model: PreTrainedModel, prompts: Sequence[list[int]], param
 
 
 def greedy_agreement(
-    decoder: Decoder, prompts: Sequence[list[int]], references: Sequence[list[int]], params: Settings
+    decoder: Decoder, prompts: Sequence[list[int]], references: Sequence[list[int]], params: GenerationSettings
 ) -> dict[str, float | int]:
     """Share of greedy tokens equal to transformers' at the same position, and prompts matched whole."""
     equal = total = identical = 0

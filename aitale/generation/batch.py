@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from aitale.generation.decoders import DECODER_ONLY, Cache, CacheLayout, Decoder, full_inputs
-from aitale.generation.sampling import Settings, choose, process
+from aitale.generation.sampling import GenerationSettings, choose, process
 
 LENGTH, STOP, CANCELLED = "length", "stop", "cancelled"  # why a row ended (OpenAI's finish_reason words)
 
@@ -30,12 +30,11 @@ class Row:
     """One sequence being written."""
 
     prompt: list[int]
-    settings: Settings
+    settings: GenerationSettings  # within the model's context once the row is admitted
     key: Any = None  # the caller's handle (a request id)
     tokens: list[int] = field(default_factory=list)  # written so far (end-of-text included when written)
     finish_reason: str | None = None
     stop_text: str | None = None  # the text up to a stop string, when one ended the row
-    max_new: int = 0  # the token limit, within the model's context
     rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -129,13 +128,10 @@ class Batch:
             raise ValueError("a prompt needs at least one token")
         if context is not None and len(row.prompt) >= context:
             row.prompt = row.prompt[-(context // 2) :]  # keep the latest half of the context
-        room = row.settings.max_new_tokens if context is None else context - len(row.prompt)
-        row.max_new = min(row.settings.max_new_tokens, room)
+        row.settings = row.settings.within(None if context is None else context - len(row.prompt))
 
     def _extend(self, row: Row, logits: np.ndarray) -> None:
         settings = row.settings
-        if settings.min_new_tokens > row.max_new:
-            settings = settings.but(min_new_tokens=row.max_new)
         scores = process(logits, self._history(row), len(row.tokens), settings, self.eos)
         token = choose(scores, settings, row.rng)
         row.tokens.append(token)
@@ -143,7 +139,7 @@ class Batch:
             row.finish_reason = STOP
         elif settings.stop and self.decode is not None and (text := self._stopped(row)) is not None:
             row.finish_reason, row.stop_text = STOP, text
-        elif len(row.tokens) >= row.max_new:
+        elif len(row.tokens) >= settings.max_new_tokens:
             row.finish_reason = LENGTH
 
     def _history(self, row: Row) -> list[int]:
@@ -200,7 +196,7 @@ def _left_pad(array: np.ndarray, width: int, axis: int = 1) -> np.ndarray:
 def generate(
     decoder: Decoder,
     prompts: Sequence[Sequence[int]],
-    settings: Settings | Sequence[Settings],
+    settings: GenerationSettings | Sequence[GenerationSettings],
     *,
     eos_token_id: int | None = None,
     max_batch: int | None = None,
@@ -213,7 +209,7 @@ def generate(
     tokens (ending with end-of-text if the model wrote it) and why it ended; ``on_end`` is
     called with each row as it ends (a progress bar).
     """
-    per_row = [settings] * len(prompts) if isinstance(settings, Settings) else list(settings)
+    per_row = [settings] * len(prompts) if isinstance(settings, GenerationSettings) else list(settings)
     if len(per_row) != len(prompts):
         raise ValueError(f"{len(prompts)} prompts but {len(per_row)} settings")
     rows = [Row(list(p), s, key=i) for i, (p, s) in enumerate(zip(prompts, per_row))]
@@ -231,6 +227,6 @@ def generate(
     return rows
 
 
-def generate_one(decoder: Decoder, prompt: Sequence[int], settings: Settings, **options) -> list[int]:
+def generate_one(decoder: Decoder, prompt: Sequence[int], settings: GenerationSettings, **options) -> list[int]:
     """The new tokens after ``prompt`` (one row)."""
     return generate(decoder, [prompt], settings, **options)[0].tokens

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aitale.generation.sampling import Settings
+from aitale.generation.sampling import GenerationSettings
 from aitale.params import GenerateParams
 
 CONFIG_FILE = "generation_config.json"
@@ -27,9 +27,9 @@ def generation_config(params: GenerateParams, tokenizer, decoder_start_token_id:
     )
 
 
-def default_settings(folder: str | Path, seed: int = 0) -> Settings:
+def default_settings(folder: str | Path, seed: int = 0) -> GenerationSettings:
     """The settings a model folder's ``generation_config.json`` gives (the defaults of a request)."""
     path = Path(folder) / CONFIG_FILE
     values = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    known = {name: values[name] for name in Settings.__dataclass_fields__ if values.get(name) is not None}
-    return Settings(**{**known, "seed": seed})
+    known = {name: values[name] for name in GenerationSettings.__dataclass_fields__ if values.get(name) is not None}
+    return GenerationSettings(**{**known, "seed": seed})

@@ -14,7 +14,7 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class Settings:
+class GenerationSettings:
     """How one row is decoded; every request in a batch may have its own."""
 
     do_sample: bool = True
@@ -29,19 +29,34 @@ class Settings:
     stop: tuple[str, ...] = ()  # stop strings: the row ends once its text contains one (not included)
 
     @classmethod
-    def from_params(cls, params, **changes) -> Settings:
-        """From a ``GenerateParams`` section (or anything with the same fields), with ``changes`` applied."""
-        values = {name: getattr(params, name) for name in cls.__dataclass_fields__ if hasattr(params, name)}
+    def from_params(cls, params, **changes) -> GenerationSettings:
+        """From a ``GenerateParams`` section (or anything with the same fields), with ``changes`` applied.
+
+        A field given in ``changes`` is not read from ``params`` (dvc.yaml lists the keys a stage reads)."""
+        names = [name for name in cls.__dataclass_fields__ if name not in changes]
+        values = {name: getattr(params, name) for name in names if hasattr(params, name)}
         return cls(**{**values, **changes})
 
-    def but(self, **changes) -> Settings:
+    def but(self, **changes) -> GenerationSettings:
         return replace(self, **changes)
+
+    def within(self, room: int | None) -> GenerationSettings:
+        """At most ``room`` new tokens (what the context leaves after the prompt; None: no limit), and
+        ``min_new_tokens`` no more than that."""
+        limit = self.max_new_tokens if room is None else min(self.max_new_tokens, room)
+        return replace(self, max_new_tokens=limit, min_new_tokens=min(self.min_new_tokens, limit))
 
     def to_json(self) -> dict:
         return asdict(self)
 
+    def transformers_options(self) -> dict:
+        """The same settings as keyword arguments of transformers' ``generate`` (the seed and stop strings aside)."""
+        return {name: value for name, value in asdict(self).items() if name not in ("seed", "stop")}
 
-def process(scores: np.ndarray, ids: Sequence[int], generated: int, settings: Settings, eos: int | None) -> np.ndarray:
+
+def process(
+    scores: np.ndarray, ids: Sequence[int], generated: int, settings: GenerationSettings, eos: int | None
+) -> np.ndarray:
     """The scores of the next token after ``ids`` with ``generated`` tokens written so far.
 
     Penalties and bans first (repetition penalty, no-repeat n-grams, end-of-text held back until
@@ -71,7 +86,7 @@ def process(scores: np.ndarray, ids: Sequence[int], generated: int, settings: Se
     return scores
 
 
-def choose(scores: np.ndarray, settings: Settings, rng: np.random.Generator) -> int:
+def choose(scores: np.ndarray, settings: GenerationSettings, rng: np.random.Generator) -> int:
     """The next token: the argmax when greedy, else a draw from ``rng``."""
     return sample(scores, rng) if settings.do_sample else int(np.argmax(scores))
 

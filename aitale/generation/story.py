@@ -1,10 +1,11 @@
-"""A story for one child: the request, its prompt, the finished text, and the safety screen before anyone reads it.
+"""A story for one child: the request, its prompt and settings, the finished text, and THE story policy.
 
-The same path for ``tell``, the page and ``/v1/stories``: a :class:`StoryRequest` (validated:
-known age group, themes and style) becomes a prompt with its control tokens; the generation
-core writes it; the text ends at end-of-text or at its last full sentence, never mid-word; the
-content screen judges it for the requested age group, and a story that fails is re-drawn
-with the next seed, at most ``redraws`` times, then refused with the screen's reasons.
+The same path for ``tell``, the page and ``/v1/stories`` (:func:`tell_story`): a :class:`StoryRequest`
+(validated: known age group, themes and style) becomes a prompt with its control tokens and the
+generation settings of the request over the model's; the generation core writes a draw; the text
+ends at end-of-text or at its last full sentence, never mid-word (:func:`finish`); the content
+screen judges it for the requested age group, and a story that fails is re-drawn with the next
+seed, at most ``redraws`` times, then refused with the screen's reasons (:class:`Refused`).
 """
 
 from __future__ import annotations
@@ -12,17 +13,21 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from aitale.data.structure import prompt
+from aitale.generation.sampling import GenerationSettings
+from aitale.generation.writer import Screened
 from aitale.labels import AGE_GROUPS, STYLES, THEMES
 
 REDRAWS = 3  # a story that fails the screen is written again with another seed at most this often
 SEED_STEP = 1_000_003  # attempt k of seed s uses s + k * SEED_STEP
+SEED_RANGE = 2**63
+# A sentence ends at its mark (and any closing quote) followed by white space or the end of the text.
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
 
 
@@ -39,20 +44,21 @@ class StoryRequest(BaseModel):
         description="what the story is about (up to three)",
     )
     style: Literal[STYLES] = Field(description="fairy tale, fable or bedtime story")  # type: ignore[valid-type]
-    seed: int | None = Field(None, ge=0, lt=2**63, description="the same seed writes the same story")
+    seed: int | None = Field(None, ge=0, lt=SEED_RANGE, description="the same seed writes the same story")
     max_tokens: int | None = Field(None, ge=1, description="longest story in tokens (default: the model's)")
     stream: bool = Field(False, description="send the story as it is written (server-sent events)")
 
     def prompt(self) -> str:
         return prompt(self.title.strip(), self.age_group, self.style, self.themes)
 
-
-class Screen(Protocol):  # aitale.safety's screen
-    def judge(self, text: str, age_group: str) -> Any: ...
+    def settings(self, defaults: GenerationSettings, room: int | None) -> GenerationSettings:
+        """The draws' settings: ``max_tokens`` over the model's defaults, within ``room`` new tokens."""
+        asked = defaults if self.max_tokens is None else defaults.but(max_new_tokens=self.max_tokens)
+        return asked.within(room)
 
 
 @dataclass
-class Story:
+class ToldStory:
     """A finished story, as ``tell --format json`` prints it and ``/v1/stories`` returns it."""
 
     id: str
@@ -89,14 +95,20 @@ class Refused(Exception):
         )
 
 
+def sentence_end(text: str, *, written: bool = True) -> int:
+    """Where the text's last full sentence ends (0: none). While it is still being written (``written``
+    False), a mark at the very end is not one yet: the next token may add another mark or a quote."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text) if written or m.end() < len(text)]
+    return ends[-1] if ends else 0
+
+
 def finish(text: str, ended: bool) -> str:
     """The story as shown: whole when the model ended it, else cut after its last full sentence (or last word)."""
     text = text.strip()
     if ended or not text:
         return text
-    ends = list(_SENTENCE_END.finditer(text))
-    if ends:
-        return text[: ends[-1].end()].strip()
+    if cut := sentence_end(text):
+        return text[:cut].strip()
     return text.rsplit(None, 1)[0] if " " in text else text
 
 
@@ -108,41 +120,43 @@ def story_id(model_sha: str, request: StoryRequest, seed: int) -> str:
 
 
 def attempt_seeds(seed: int, redraws: int) -> list[int]:
-    return [(seed + k * SEED_STEP) % 2**63 for k in range(redraws + 1)]
+    return [(seed + k * SEED_STEP) % SEED_RANGE for k in range(redraws + 1)]
 
 
-def screened(
+async def tell_story(
     request: StoryRequest,
     seed: int,
-    write: Callable[[Sequence[int]], list[tuple[str, str, dict]]],
-    screen: Screen,
+    settings: GenerationSettings,
+    draw: Callable[[GenerationSettings], Awaitable[Screened]],
     *,
     model: str,
     model_sha: str,
     redraws: int = REDRAWS,
-) -> Story:
-    """The first draw that passes the screen; ``write(seeds)`` returns (text, finish_reason, usage) per seed.
-
-    The draws are written one at a time, so a story that passes at once costs one generation.
-    """
+    on_redraw: Callable[[int], Awaitable[None]] | None = None,
+) -> ToldStory:
+    """The first draw that passes the screen. ``draw`` writes the request's prompt with the settings it is
+    given (``settings`` with each attempt's seed), ends it with :func:`finish` and screens it; ``on_redraw``
+    hears of each attempt that failed. The draws are written one at a time, so a story that passes at once
+    costs one generation."""
     verdicts = []
     for attempt, draw_seed in enumerate(attempt_seeds(seed, redraws), start=1):
-        [(text, reason, usage)] = write([draw_seed])
-        verdict = screen.judge(text, request.age_group)
-        verdicts.append(verdict.to_json())
-        if verdict.safe:
-            return Story(
+        drawn = await draw(settings.but(seed=draw_seed))
+        verdicts.append(drawn.verdict)
+        if drawn.safe:
+            return ToldStory(
                 id=story_id(model_sha, request, seed),
                 title=request.title.strip(),
-                text=text,
+                text=drawn.text,
                 age_group=request.age_group,
                 themes=list(request.themes),
                 style=request.style,
                 model=model,
-                finish_reason=reason,
-                usage=usage,
+                finish_reason=drawn.finish_reason,
+                usage=drawn.usage,
                 seed=seed,
-                safety={**verdicts[-1], "attempts": attempt},
+                safety={**drawn.verdict, "attempts": attempt},
                 attempts=attempt,
             )
+        if on_redraw is not None:
+            await on_redraw(attempt)
     raise Refused(request, len(verdicts), verdicts)

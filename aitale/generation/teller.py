@@ -1,17 +1,24 @@
-"""A model ready to tell screened stories: a :class:`~aitale.generation.writer.Writer` and the content screen."""
+"""A model ready to tell screened stories (``tell``): a :class:`~aitale.generation.writer.Writer`, the content
+screen, and the story policy of :func:`~aitale.generation.story.tell_story`."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aitale.generation.batch import STOP
 from aitale.generation.decoders import weights_sha256
-from aitale.generation.story import REDRAWS, Story, StoryRequest, finish, screened
-from aitale.generation.writer import Writer
+from aitale.generation.sampling import GenerationSettings
+from aitale.generation.story import REDRAWS, StoryRequest, ToldStory, finish, tell_story
+from aitale.generation.writer import Screened, Writer
+
+if TYPE_CHECKING:
+    from aitale.safety import Screen
 
 
 class Teller:
-    def __init__(self, writer: Writer, screen, model: str, model_sha: str):
+    def __init__(self, writer: Writer, screen: Screen, model: str, model_sha: str):
         self.writer, self.screen, self.model, self.model_sha = writer, screen, model, model_sha
 
     @classmethod
@@ -23,28 +30,21 @@ class Teller:
             writer, load_screen(screen_folder), f"{Path(folder).name}:{variant}", weights_sha256(folder, variant)
         )
 
-    def tell(self, request: StoryRequest, seed: int, redraws: int = REDRAWS) -> Story:
-        settings = self.writer.defaults
-        if request.max_tokens is not None:
-            settings = settings.but(
-                max_new_tokens=request.max_tokens, min_new_tokens=min(settings.min_new_tokens, request.max_tokens)
+    def tell(self, request: StoryRequest, seed: int, redraws: int = REDRAWS) -> ToldStory:
+        text = request.prompt()
+        context = self.writer.context
+        room = None if context is None else context - len(self.writer.codec.encode(text))
+        # a title past the context is left to the batch, which keeps the prompt's latest half
+        settings = request.settings(self.writer.defaults, room if room is None or room > 0 else None)
+
+        async def draw(drawn: GenerationSettings) -> Screened:
+            [written] = self.writer.write([text], [drawn], as_story=True)
+            story = finish(written.text, written.finish_reason == STOP)
+            verdict = self.screen.judge(story, request.age_group).to_json()
+            return Screened(
+                story, written.tokens, written.prompt_tokens, written.finish_reason, verdict["safe"], verdict
             )
 
-        def write(seeds: list[int]) -> list[tuple[str, str, dict]]:
-            written = self.writer.write(
-                [request.prompt()] * len(seeds), [settings.but(seed=s) for s in seeds], as_story=True
-            )
-            return [
-                (
-                    finish(w.text, w.finish_reason == STOP),
-                    w.finish_reason,
-                    {
-                        "prompt_tokens": w.prompt_tokens,
-                        "completion_tokens": len(w.tokens),
-                        "total_tokens": w.prompt_tokens + len(w.tokens),
-                    },
-                )
-                for w in written
-            ]
-
-        return screened(request, seed, write, self.screen, model=self.model, model_sha=self.model_sha, redraws=redraws)
+        return asyncio.run(
+            tell_story(request, seed, settings, draw, model=self.model, model_sha=self.model_sha, redraws=redraws)
+        )

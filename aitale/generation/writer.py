@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -17,7 +18,7 @@ from aitale.generation.batch import LENGTH, generate
 from aitale.generation.codec import Codec
 from aitale.generation.config import default_settings
 from aitale.generation.decoders import Decoder, load_decoder
-from aitale.generation.sampling import Settings
+from aitale.generation.sampling import GenerationSettings
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,26 @@ class Written:
     prompt_tokens: int
     finish_reason: str
 
+    @property
+    def usage(self) -> dict[str, int]:
+        """OpenAI's ``usage`` of the row."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": len(self.tokens),
+            "total_tokens": self.prompt_tokens + len(self.tokens),
+        }
+
+
+@dataclass(frozen=True)
+class Screened(Written):
+    """A row's text after the content screen judged it: withheld (empty) unless ``safe``."""
+
+    safe: bool
+    verdict: dict[str, Any]
+
 
 class Writer:
-    def __init__(self, decoder: Decoder, codec: Codec, defaults: Settings, name: str):
+    def __init__(self, decoder: Decoder, codec: Codec, defaults: GenerationSettings, name: str):
         self.decoder, self.codec, self.defaults, self.name = decoder, codec, defaults, name
 
     @classmethod
@@ -43,7 +61,7 @@ class Writer:
     def write(
         self,
         prompts: Sequence[str],
-        settings: Sequence[Settings],
+        settings: Sequence[GenerationSettings],
         *,
         max_batch: int = 16,
         keep_last: int | None = None,

@@ -16,9 +16,9 @@ from aitale.modeling.device import Runtime
 from aitale.modeling.memory import apply_plan, merged
 from aitale.modeling.model import model_context
 from aitale.modeling.tracking import Tracker
-from aitale.modeling.trainer import Schedule, fit
+from aitale.modeling.trainer import Schedule, fit, sample_settings
 from aitale.modeling.wandb_run import OFF, WandbRun
-from aitale.params import Hyperparams, MemoryParams, TrainParams
+from aitale.params import GenerateParams, Hyperparams, MemoryParams, TrainParams
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ def train_and_save(
     *,
     hp: Hyperparams,
     train_params: TrainParams,
+    generate: GenerateParams,
     train_path: str,
     val_path: str,
     output_dir: str,
@@ -42,8 +43,9 @@ def train_and_save(
     wandb_run: WandbRun = OFF,
 ) -> dict:
     """Pack the data, run :func:`~aitale.modeling.trainer.fit` under the ``memory`` plan, save the model
-    (LoRA adapters merged into it) with its tokenizer. ``wandb_run`` gets what DVCLive gets, and as config the
-    rest of the params that make the run (the checkpoints' identity)."""
+    (LoRA adapters merged into it) with its tokenizer. ``generate``: the sampling of the periodic samples.
+    ``wandb_run`` gets what DVCLive gets, and as config the rest of the params that make the run (the
+    checkpoints' identity)."""
     block_size = min(hp.block_size, model_context(model))
     if block_size < hp.block_size:
         log.info("block_size %d clamped to the model's context of %d", hp.block_size, block_size)
@@ -64,7 +66,9 @@ def train_and_save(
         checkpoints.live, speed_dir, runtime.main, params={"block_size": block_size, **hp.model_dump()}, wandb=wandb_run
     )
     shard = memory is not None and memory.fsdp
-    metrics = fit(model, tokenizer, train, val, hp, _schedule(train_params), runtime, checkpoints, tracker, shard=shard)
+    metrics = fit(
+        model, tokenizer, train, val, hp, _schedule(train_params, generate), runtime, checkpoints, tracker, shard=shard
+    )
     metrics.update(block_size=block_size, train_stories=train.stories, val_stories=val.stories)
     # comparable across vocabularies (the sweep's yardstick); evaluate's sliding window gives the exact figure
     metrics["val_bits_per_byte"] = round(val.bits_per_byte(metrics["val_loss"]), 4)
@@ -85,7 +89,7 @@ def split_blocks(model, tokenizer, train_path, val_path, block_size, keep, train
     return train, load(val_path, tokenizer, block_size, keep)
 
 
-def _schedule(train_params: TrainParams) -> Schedule:
+def _schedule(train_params: TrainParams, generate: GenerateParams) -> Schedule:
     return Schedule(
         eval_every=train_params.eval_every,
         patience=train_params.patience,
@@ -93,6 +97,7 @@ def _schedule(train_params: TrainParams) -> Schedule:
         sample_every=train_params.sample_every,
         sample_prompts=train_params.sample_prompts,
         seed=train_params.seed,
+        sample_settings=sample_settings(generate),
     )
 
 

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from aitale.data.structure import prompt
+from aitale.generation.sampling import GenerationSettings
 from aitale.machine import math_settings
 from aitale.modeling.blocks import IGNORE, Blocks
 from aitale.modeling.checkpoint import Checkpoints
@@ -25,15 +26,13 @@ from aitale.modeling.device import Runtime
 from aitale.modeling.memory import Distributed
 from aitale.modeling.model import model_context
 from aitale.modeling.tracking import Tracker
-from aitale.params import Hyperparams
+from aitale.params import GenerateParams, Hyperparams
 
 log = logging.getLogger(__name__)
 
 GRAD_CLIP = 1.0
 BETAS = (0.9, 0.95)
-# Periodic samples are a quick look at progress, not the evaluation: short and fixed.
-SAMPLE_TOKENS = 120
-SAMPLE_SETTINGS = {"do_sample": True, "temperature": 0.8, "top_k": 50, "top_p": 0.9, "no_repeat_ngram_size": 3}
+SAMPLE_TOKENS = 120  # periodic samples are a quick look at progress, not the evaluation: short
 
 
 @dataclass
@@ -46,6 +45,13 @@ class Schedule:
     sample_every: int
     sample_prompts: list[str]
     seed: int
+    sample_settings: GenerationSettings  # of the periodic samples (:func:`sample_settings`)
+
+
+def sample_settings(generate: GenerateParams) -> GenerationSettings:
+    """The periodic samples' settings: the ``generate`` params' sampling, :data:`SAMPLE_TOKENS` long
+    (their lengths and seed are the stories'; a sample runs in a forked RNG seeded with 0)."""
+    return GenerationSettings.from_params(generate, seed=0, min_new_tokens=0, max_new_tokens=SAMPLE_TOKENS)
 
 
 @dataclass
@@ -147,7 +153,9 @@ def fit(
                     log.info("early stop at step %d: no val improvement in %d checks", state.step, state.bad_evals)
         sampling = runtime.main or parallel.sharded  # a sharded forward needs every process
         if sampling and (state.step % schedule.sample_every == 0 or state.step == total or stopped_early):
-            samples = sample_stories(parallel.module, tokenizer, schedule.sample_prompts, runtime, parallel.sharded)
+            samples = sample_stories(
+                parallel.module, tokenizer, schedule.sample_prompts, schedule.sample_settings, runtime, parallel.sharded
+            )
             tracker.log_samples(state.step, samples)
         if state.step % schedule.checkpoint_every == 0 or state.step == total or stopped_early:
             weights, moments = parallel.weights(), parallel.optimizer_state(optimizer)
@@ -202,7 +210,12 @@ def evaluate_loss(model: PreTrainedModel, blocks: Blocks, batch_size: int, runti
 
 @torch.no_grad()
 def sample_stories(
-    model: PreTrainedModel, tokenizer, titles: list[str], runtime: Runtime, synced: bool = False
+    model: PreTrainedModel,
+    tokenizer,
+    titles: list[str],
+    settings: GenerationSettings,
+    runtime: Runtime,
+    synced: bool = False,
 ) -> dict[str, str]:
     """A short story per title; run in a forked RNG so sampling never changes the training run.
 
@@ -216,10 +229,9 @@ def sample_stories(
             room = model_context(model) - ids.shape[1]
             out = model.generate(  # by keyword: a peft model's generate takes no positional ids
                 input_ids=ids,
-                max_new_tokens=min(SAMPLE_TOKENS, room),
                 pad_token_id=tokenizer.pad_token_id,
                 synced_gpus=synced,
-                **SAMPLE_SETTINGS,
+                **settings.within(room).transformers_options(),
             )
             new = out[0] if model.config.is_encoder_decoder else out[0, ids.shape[1] :]
             samples[title] = tokenizer.decode(new, skip_special_tokens=True).strip()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from aitale.generation.batch import CANCELLED, Batch, Row
 from aitale.generation.decoders import Decoder
-from aitale.generation.sampling import Settings
+from aitale.generation.sampling import GenerationSettings
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class Job:
     """One request's row, as the engine sees it."""
 
     prompt: list[int]
-    settings: Settings
+    settings: GenerationSettings
     deadline: float  # time.monotonic() past which the request is ended (504)
     queue_deadline: float  # ... and past which it may no longer wait for a row (503)
     loop: asyncio.AbstractEventLoop

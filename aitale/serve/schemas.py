@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from aitale.generation.sampling import Settings
+from aitale.generation.sampling import GenerationSettings
 
 MAX_PROMPTS = 8
 
@@ -52,7 +52,7 @@ class CompletionRequest(BaseModel):
             raise ValueError("give up to 4 non-empty stop strings")
         return stop
 
-    def settings(self, defaults: Settings, room: int) -> Settings:
+    def settings(self, defaults: GenerationSettings, room: int) -> GenerationSettings:
         """The row's settings: the request's fields over the model's defaults, within ``room`` new tokens."""
         changes: dict[str, Any] = {}
         if self.temperature is not None:
@@ -71,9 +71,7 @@ class CompletionRequest(BaseModel):
                 changes[ours] = getattr(self, theirs)
         if self.stop is not None:
             changes["stop"] = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
-        settings = defaults.but(**changes)
-        limit = min(settings.max_new_tokens, room)
-        return settings.but(max_new_tokens=limit, min_new_tokens=min(settings.min_new_tokens, limit))
+        return defaults.but(**changes).within(room)
 
     def cache_fields(self) -> dict[str, Any]:
         """Every field that changes the output (not ``stream``, ``user`` or ``stream_options``)."""

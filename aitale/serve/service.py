@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import re
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
@@ -26,8 +25,9 @@ from aitale.generation.batch import CANCELLED, STOP, Row
 from aitale.generation.codec import Codec
 from aitale.generation.config import default_settings
 from aitale.generation.decoders import VARIANT_FILES, OnnxDecoder, full_inputs, weights_sha256
-from aitale.generation.sampling import Settings
-from aitale.generation.story import finish
+from aitale.generation.sampling import GenerationSettings
+from aitale.generation.story import finish, sentence_end
+from aitale.generation.writer import Screened
 from aitale.io import file_sha256
 from aitale.serve.engine import QUEUE_TIMEOUT, TIMEOUT, Engine, Job
 from aitale.serve.metrics import Metrics
@@ -35,8 +35,6 @@ from aitale.serve.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 
-# A sentence is complete once its end mark (and any closing quote) is followed by white space.
-_SENTENCE_DONE = re.compile(r"[.!?][\"')\]]*(?=\s)")
 CONTENT_FILTER = "content_filter"  # OpenAI's finish_reason for withheld text
 REPEATABLE, FAST = "onnx", "onnx-int8"  # the variants ``auto`` serves seeded and unseeded requests with
 
@@ -50,21 +48,9 @@ class ServiceError(Exception):
 
 
 @dataclass
-class Written:
-    text: str
-    tokens: list[int]
-    prompt_tokens: int
-    finish_reason: str
-    safe: bool
-    verdict: dict[str, Any]
-
-    @property
-    def usage(self) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": len(self.tokens),
-            "total_tokens": self.prompt_tokens + len(self.tokens),
-        }
+class _Timing:
+    arrived: float  # time.monotonic() of the request's arrival
+    last: float | None = None  # ... and of its latest tokens
 
 
 class Service:
@@ -128,65 +114,40 @@ class Service:
             "generation_defaults": self.defaults.to_json(),
         }
 
+    def room(self, prompt_ids: list[int]) -> int | None:
+        """The new tokens the context leaves after a prompt (None: no limit)."""
+        return None if self.context is None else self.context - len(prompt_ids)
+
     async def write(
         self,
         prompt_ids: list[int],
-        settings: Settings,
+        settings: GenerationSettings,
         *,
         age_group: str,
         story: bool,
         deadline: float,
         repeatable: bool,
         release: Callable[[str], Awaitable[None]] | None = None,
-    ) -> Written:
+    ) -> Screened:
         """The screened text of one row; ``release`` receives each newly screened piece (streaming).
 
         ``repeatable``: the request gave its seed (or decodes greedily), so it runs where its tokens
         cannot depend on the rows beside it.
         """
         decode = self.codec.decode_story if story else self.codec.decode
-        loop = asyncio.get_running_loop()
-        arrived = time.monotonic()
-        job = Job(
-            list(prompt_ids),
-            settings,
-            deadline=deadline,
-            loop=loop,
-            queue_deadline=min(deadline, arrived + self.settings.queue_timeout_s),
-        )
-        engine = self.engine_for(repeatable)
-        engine.submit(job)
-        self.refresh_gauges()
+        engine, timing = self.engine_for(repeatable), _Timing(time.monotonic())
+        job = self._submit(engine, prompt_ids, settings, deadline, timing.arrived)
+        shown = _Released(self, decode, age_group, release) if release is not None else None
         tokens: list[int] = []
-        released, last = 0, None
         row: Row | None = None
         try:
             while row is None:
-                try:
-                    kind, value = await asyncio.wait_for(
-                        job.events.get(), timeout=max(0.0, deadline - loop.time() + 1.0)
-                    )
-                except TimeoutError:
-                    raise ServiceError(504, "timeout", "the story took longer than the server allows") from None
+                kind, value = await self._event(job, deadline, timing)
                 if kind == "tokens":
-                    now = time.monotonic()
-                    if last is None:
-                        self.metrics.ttft.observe(now - arrived)
-                    else:
-                        self.metrics.inter_token.observe((now - last) / len(value))
-                    last = now
                     tokens += value
-                    self.metrics.tokens.inc(len(value))
-                    if release is not None:
-                        text = decode(tokens)
-                        cut = _complete_sentences(text)
-                        if cut > released:
-                            verdict = self._judge(text[:cut], age_group)
-                            if not verdict["safe"]:
-                                engine.cancel(job)
-                                return Written("", tokens, len(job.prompt), CONTENT_FILTER, False, verdict)
-                            await release(text[released:cut])
-                            released = cut
+                    if shown is not None and (unsafe := await shown.more(tokens)) is not None:
+                        engine.cancel(job)
+                        return Screened("", tokens, len(job.prompt), CONTENT_FILTER, False, unsafe)
                 elif kind == "end":
                     row = value
                 else:
@@ -199,10 +160,40 @@ class Service:
         text = finish(text, row.finish_reason == STOP) if story else text
         verdict = self._judge(text, age_group)
         if not verdict["safe"]:
-            return Written("", row.tokens, len(row.prompt), CONTENT_FILTER, False, verdict)
-        if release is not None and len(text) > released:
-            await release(text[released:])
-        return Written(text, row.tokens, len(row.prompt), row.finish_reason, True, verdict)
+            return Screened("", row.tokens, len(row.prompt), CONTENT_FILTER, False, verdict)
+        if shown is not None:
+            await shown.rest(text)
+        return Screened(text, row.tokens, len(row.prompt), row.finish_reason, True, verdict)
+
+    def _submit(
+        self, engine: Engine, prompt_ids: list[int], settings: GenerationSettings, deadline: float, arrived: float
+    ) -> Job:
+        job = Job(
+            list(prompt_ids),
+            settings,
+            deadline=deadline,
+            loop=asyncio.get_running_loop(),
+            queue_deadline=min(deadline, arrived + self.settings.queue_timeout_s),
+        )
+        engine.submit(job)
+        self.refresh_gauges()
+        return job
+
+    async def _event(self, job: Job, deadline: float, timing: _Timing) -> tuple[str, Any]:
+        """The job's next event (504 past the deadline); new tokens are counted and timed."""
+        try:
+            kind, value = await asyncio.wait_for(job.events.get(), timeout=max(0.0, deadline - job.loop.time() + 1.0))
+        except TimeoutError:
+            raise ServiceError(504, "timeout", "the story took longer than the server allows") from None
+        if kind == "tokens":
+            now = time.monotonic()
+            if timing.last is None:
+                self.metrics.ttft.observe(now - timing.arrived)
+            else:
+                self.metrics.inter_token.observe((now - timing.last) / len(value))
+            timing.last = now
+            self.metrics.tokens.inc(len(value))
+        return kind, value
 
     def _judge(self, text: str, age_group: str) -> dict[str, Any]:
         verdict = self.screen.judge(text, age_group).to_json()
@@ -214,10 +205,29 @@ class Service:
         self.metrics.waiting.set(sum(e.waiting for e in self.engines.values()))
 
 
-def _complete_sentences(text: str) -> int:
-    """Where the text's last complete sentence ends (0: none yet)."""
-    ends = list(_SENTENCE_DONE.finditer(text))
-    return ends[-1].end() if ends else 0
+class _Released:
+    """A streamed row's text, released in whole sentences once the content screen has passed them."""
+
+    def __init__(self, service: Service, decode, age_group: str, release: Callable[[str], Awaitable[None]]):
+        self.service, self.decode, self.age_group, self.release = service, decode, age_group, release
+        self.released = 0  # characters of the text already released
+
+    async def more(self, tokens: list[int]) -> dict[str, Any] | None:
+        """Release the sentences the tokens so far complete; returns the verdict if they fail the screen."""
+        text = self.decode(tokens)
+        cut = sentence_end(text, written=False)
+        if cut > self.released:
+            verdict = self.service._judge(text[:cut], self.age_group)
+            if not verdict["safe"]:
+                return verdict
+            await self.release(text[self.released : cut])
+            self.released = cut
+        return None
+
+    async def rest(self, text: str) -> None:
+        """Release what is left of the finished text (screened whole)."""
+        if len(text) > self.released:
+            await self.release(text[self.released :])
 
 
 def _error(reason) -> ServiceError:

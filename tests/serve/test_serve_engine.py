@@ -8,12 +8,12 @@ import pytest
 from aitale.export.build import FP32, export_all
 from aitale.generation.batch import generate_one
 from aitale.generation.decoders import OnnxDecoder
-from aitale.generation.sampling import Settings
+from aitale.generation.sampling import GenerationSettings
 from aitale.serve.cache import ResponseCache, cache_key
 from aitale.serve.engine import QUEUE_TIMEOUT, TIMEOUT, Engine, Job
 from tests.helpers import tiny_gpt2
 
-SAMPLED = Settings(do_sample=True, temperature=0.9, top_k=20, max_new_tokens=24)
+SAMPLED = GenerationSettings(do_sample=True, temperature=0.9, top_k=20, max_new_tokens=24)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,9 @@ def engine_for(decoder, **options) -> Engine:
     return engine
 
 
-async def run(engine: Engine, prompt: list[int], settings: Settings, timeout_s: float = 30, queue_s: float = 30):
+async def run(
+    engine: Engine, prompt: list[int], settings: GenerationSettings, timeout_s: float = 30, queue_s: float = 30
+):
     loop = asyncio.get_running_loop()
     job = Job(
         prompt, settings, deadline=time.monotonic() + timeout_s, queue_deadline=time.monotonic() + queue_s, loop=loop

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import REPO
-from tests.serving import serve
+from tests.serve.serving import serve
 
 STORY = {"title": "The Tiny Test", "age_group": "3-5", "themes": ["courage"], "style": "bedtime", "max_tokens": 40}
 

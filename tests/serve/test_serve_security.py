@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from tests.helpers import REPO
-from tests.serving import serve
+from tests.serve.serving import serve
 
 KEYS = ("alpha-key-0123456789", "beta-key-9876543210")
 STORY = {"title": "The Tiny Test", "age_group": "3-5", "themes": ["courage"], "style": "bedtime", "max_tokens": 12}
