@@ -56,6 +56,7 @@ bench: repro  ## speed and quality benchmarks, each against a baseline run along
 	python -m benchmarks.generation_speed
 	python -m benchmarks.noop_repro
 	python -m benchmarks.safety_books  # what the screen removes from the ten books, against the old filter
+	python -m benchmarks.library_prepare  # prepare on the 87-book library: time and byte identity, the ten books alongside
 	python -m pytest -m slow  # a clean clone's full `dvc repro` gives the committed dvc.lock
 	python -m pytest -m container  # the server's image built with podman, run, and asked for a story
 	$(MAKE) --no-print-directory books-budget  # 30 minutes of the books recipe
@@ -140,6 +141,7 @@ books-table:  ## the sweep's dvc exp show table (Markdown)
 # --- the 87-book library (README "The library recipe") ------------------------------------------
 # The library's mirror (../shared/corpus/library): older Gutenberg releases, so the pins below are its files'
 # sha256 (from its MANIFEST.tsv), not what gutenberg.org serves today; a corrupt or different mirror fails download.
+# ("++" sets the whole mapping: DVC's overrides may not add keys to the default's empty one otherwise.)
 LIBRARY_MIRROR ?= $(abspath ../shared/corpus/library)
 LIBRARY_PINS = \
 	28:6a1264cf1c4ca2ae207b30bdb811b1967703bbfe4b03fcc295fc22ca63fb1a8c \
@@ -240,8 +242,8 @@ LIBRARY_HOLDOUT = [3282,22816,486]
 # Records cut into parts of at most 1,500 words at paragraph breaks; no augmentation (its copies are for
 # the 64 custom stories: on 4 M words they would only repeat the books).
 LIBRARY_DATA = -S 'data.gutenberg.books=$(LIBRARY_BOOKS)' -S 'data.gutenberg.mirror=$(LIBRARY_MIRROR)' \
-	-S 'data.gutenberg.sha256=$(LIBRARY_SHA256)' -S 'prepare.split.holdout_books=$(LIBRARY_HOLDOUT)' \
-	-S prepare.part_words=1500 -S 'prepare.augment.methods=[]'
+	-S '++data.gutenberg.sha256=$(LIBRARY_SHA256)' -S 'prepare.split.holdout_books=$(LIBRARY_HOLDOUT)' \
+	-S 'prepare.part_words=1500' -S 'prepare.augment.methods=[]'
 LIBRARY_RECIPE ?=  # the model and training settings for the library (the sweep's choice)
 library-mirror:
 	@test -f "$(LIBRARY_MIRROR)/MANIFEST.tsv" || { echo "make library: no library mirror at $(LIBRARY_MIRROR)" \

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from aitale.data.gutenberg import (
     MIN_STORY_WORDS,
+    SMALL_WORDS,
     BookStory,
     heading_title,
     is_back_matter,
@@ -32,8 +33,10 @@ MIN_RUN = 3  # fewer numbered headings in a row than this do not make a book of 
 
 _ROMAN = re.compile(r"(?=[ivxlc])(c{0,3})(xc|xl|l?x{0,3})(ix|iv|v?i{0,3})", re.I)
 _ROMAN_VALUES = {"i": 1, "v": 5, "x": 10, "l": 50, "c": 100}
-_UNITS = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
-         "seventeen eighteen nineteen".split()
+_UNITS = (
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen".split()
+)
 _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50}
 _NUMBER = r"[ivxlc]+|\d{1,3}|[a-z]+(?:[- ][a-z]+)?"
 # "CHAPTER IV", "Chapter One", "STORY XII.", "CHAPTER I: Jerry Muskrat Has a Fright", "Chapter 1 PETER BREAKS"
@@ -89,7 +92,9 @@ def whole_story(body: str, name: str, book_id: int) -> list[BookStory]:
     if start is None:
         raise SourceError(f"Gutenberg book {book_id}: no paragraph of prose found")
     end = next((i for i in _back_matter_lines(lines) if i > start), len(lines))
-    kept = [line for a, b in paragraphs if start <= a < end and not _is_caption(lines[a:b]) for line in [*lines[a:b], ""]]
+    kept = [
+        line for a, b in paragraphs if start <= a < end and not _is_caption(lines[a:b]) for line in [*lines[a:b], ""]
+    ]
     text = story_text("", kept, set())
     if word_count(text) < MIN_STORY_WORDS:
         raise SourceError(f"Gutenberg book {book_id}: its story has fewer than {MIN_STORY_WORDS} words")
@@ -119,8 +124,7 @@ def _numbered_headings(lines: list[str]) -> list[_Numbered]:
     """Lines standing alone that number a story or chapter, with the title they carry."""
     found = []
     for i, line in enumerate(lines):
-        alone = line.strip() and (i == 0 or not lines[i - 1].strip()) and (i + 1 == len(lines) or not lines[i + 1].strip())
-        if not alone:
+        if not _alone(lines, i):
             continue
         text = line.strip(_MARKUP).strip()
         match = _KEYWORD_HEADING.fullmatch(text) or _BARE_HEADING.fullmatch(text)
@@ -134,9 +138,9 @@ def _numbered_headings(lines: list[str]) -> list[_Numbered]:
 def _longest_run(lines: list[str], headings: list[_Numbered]) -> list[_Numbered]:
     """The longest chain of headings numbered 1, 2, 3, ... in book order, each followed by text.
 
-    A heading's predecessor is the nearest heading before it with the number before its own (or the
-    one before that: printers skip or repeat a number, "XXII" for XXIII); on a tie the later chain
-    wins (a contents list that numbers its entries comes before the text)."""
+    A heading extends the longest run ending at an earlier heading numbered one below its own, or two
+    below (printers skip or repeat a number: "XXII" for XXIII); of equally long runs the later wins
+    (a contents list whose entries stand alone comes before the text; its entries carry no text anyway)."""
     with_text = [h for k, h in enumerate(headings) if _words_between(lines, h.line, _next_line(headings, k)) >= 20]
     best: dict[int, list[_Numbered]] = {}  # index in with_text -> the longest run ending there
     for k, heading in enumerate(with_text):
@@ -157,7 +161,7 @@ def _words_between(lines: list[str], start: int, end: int | None) -> int:
 
 def _title_below(lines: list[str], start: int, end: int) -> tuple[str, int]:
     """The short capitalised paragraph under a bare number (its title), and where the text starts."""
-    spans = [(a, b) for a, b in _paragraph_spans(lines[start:end])][:1]
+    spans = _paragraph_spans(lines[start:end])
     if not spans:
         return "", start
     a, b = spans[0]
@@ -168,11 +172,13 @@ def _title_below(lines: list[str], start: int, end: int) -> tuple[str, int]:
 def _is_title(text: str) -> bool:
     """Shaped like a title: short, mostly capitalised words, not a sentence running on."""
     found = re.findall(r"[^\W\d_][\w'’-]*", text)
-    small = {"a", "an", "and", "as", "at", "but", "by", "for", "from", "in", "into", "of", "on", "or", "the", "to", "with"}
-    content = [w for w in found if w.lower() not in small]
+    content = [w for w in found if w.lower() not in SMALL_WORDS]
     capitalised = sum(w[0].isupper() for w in content)
-    return (0 < len(found) <= _MAX_TITLE_WORDS and capitalised >= 0.5 * len(content)
-            and not text.rstrip().endswith((",", ";")))
+    return (
+        0 < len(found) <= _MAX_TITLE_WORDS
+        and capitalised >= 0.5 * len(content)
+        and not text.rstrip().endswith((",", ";"))
+    )
 
 
 # --- Paragraphs ------------------------------------------------------------
@@ -206,7 +212,15 @@ def _back_matter_lines(lines: list[str]) -> list[int]:
     """The lines standing alone that open back matter ("THE END", "NOTE", an index), in order."""
     found = []
     for i, line in enumerate(lines):
-        alone = line.strip() and (i == 0 or not lines[i - 1].strip()) and (i + 1 == len(lines) or not lines[i + 1].strip())
-        if alone and is_back_matter(line.strip(_MARKUP)):
+        if _alone(lines, i) and is_back_matter(line.strip(_MARKUP)):
             found.append(i)
     return found
+
+
+def _alone(lines: list[str], i: int) -> bool:
+    """Line ``i`` is text with a blank line (or the book's edge) above and below it."""
+    return (
+        bool(lines[i].strip())
+        and (i == 0 or not lines[i - 1].strip())
+        and (i + 1 == len(lines) or not lines[i + 1].strip())
+    )

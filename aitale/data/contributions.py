@@ -19,7 +19,9 @@ SPLIT_NAMES = ("train", "val", "test", "holdout")
 REMOVALS = ("too_short", "too_long", "unsafe", "duplicate", "holdout_tale")
 
 
-def book_rows(loaded: list[Story], parts: list[Story], removed: list[dict], splits: dict[str, list[Story]]) -> list[dict]:
+def book_rows(
+    loaded: list[Story], parts: list[Story], removed: list[dict], splits: dict[str, list[Story]]
+) -> list[dict]:
     """One row per book that gave records, in catalogue order."""
     words = {story.id: word_count(story.text) for story in parts}
     words.update({story.id: word_count(story.text) for story in loaded})
@@ -63,8 +65,16 @@ def group_sums(rows: list[dict]) -> dict[str, dict[str, int]]:
 
 def _empty_row(book: int) -> dict:
     entry = CATALOGUE[book]
-    row: dict = {"book": f"{book} {entry.name}", "id": book, "group": entry.group, "kind": entry.kind,
-                 "style": entry.style, "records": 0, "words": 0, "parts": 0}
+    row: dict = {
+        "book": f"{book} {entry.name}",
+        "id": book,
+        "group": entry.group,
+        "kind": entry.kind,
+        "style": entry.style,
+        "records": 0,
+        "words": 0,
+        "parts": 0,
+    }
     for reason in REMOVALS:
         row[reason] = row[f"{reason}_words"] = 0
     row.update({f"unsafe_{category}": 0 for category in SAFETY_CATEGORIES})

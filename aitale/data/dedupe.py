@@ -23,7 +23,6 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from aitale.data.records import Story
 from aitale.params import DedupeParams
 
-
 _TITLE_STOPWORDS = {"the", "a", "an", "and", "of", "or", "his", "her", "their", "story", "tale", "history"}
 
 
@@ -69,7 +68,7 @@ def _drop_near(kept: list[Story], params: DedupeParams) -> tuple[list[Story], li
         if near is None or row[near] < params.near_duplicate:
             # translations live in other books; the same title words (none counts as no title)
             namesakes = others & (title == title[i]) & (title[i] >= 0) & (collection != collection[i])
-            near = _best(row, namesakes & (row >= params.near_duplicate_same_title))
+            near = _best(row, namesakes & (row >= params.near_duplicate_same_title)) if namesakes.any() else None
         if near is not None:
             dropped.append(Duplicate(kept[i], kept[near].id, "near", round(float(row[near]), 4)))
             continue

@@ -79,7 +79,8 @@ _START_MARKER = re.compile(
 _END_MARKER = re.compile(r"^\*{3}\s*END OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK\b.*$", re.I | re.M)
 # Gutenberg's own notes inside the markers: producer credits on top, a sign-off at the end.
 _CREDITS = re.compile(
-    r"\s*(?:produced by|e-?text prepared by|transcribed by|note: project gutenberg also has|this e-?book is courtesy)\b",
+    r"\s*(?:produced by|e-?text prepared by|transcribed by"
+    r"|note: project gutenberg also has|this e-?book is courtesy)\b",  # older releases' notes (14375, 11757)
     re.I,
 )
 _END_NOTICE = re.compile(r"^[ \t]*End of (?:the )?Project Gutenberg.*?(?=\n[ \t]*\n|\Z)", re.I | re.M | re.S)
@@ -114,7 +115,7 @@ _SENTENCE_END = re.compile(r"[.!?:;\"')\]-]$")
 _PAGE_NUMBER = re.compile(r"\s{2,}(?:\d+|[ivxlcdm]+)\.?$", re.I)
 _NUMBERING = re.compile(r"^((?:legend|chapter|story|tale|fable|no\.?)\s+)?(\d+\*?\.?|[ivxlcdm]+\.)\s+", re.I)
 _ASIDE = re.compile(r"\[[^\]]*\]|\([^)]*\)")  # footnote marks, alternative or original-language titles
-_SMALL_WORDS = frozenset("a an and as at but by for from in into nor of on or the to upon with".split())
+SMALL_WORDS = frozenset("a an and as at but by for from in into nor of on or the to upon with".split())
 
 _MAX_HEADING_CHARS = 100
 _MAX_HEADING_WORDS = 20
@@ -281,7 +282,7 @@ def _is_fallback_title(heading: _Heading) -> bool:
     Numbered parts ("1. HOW THEY WENT ...") and bare numerals ("II.") belong to the story
     they stand in.
     """
-    words = [w for w in re.findall(r"[^\W\d_][\w'’-]*", heading.text) if w.lower() not in _SMALL_WORDS]
+    words = [w for w in re.findall(r"[^\W\d_][\w'’-]*", heading.text) if w.lower() not in SMALL_WORDS]
     capitalised = sum(w[0].isupper() for w in words) >= 0.8 * len(words) if words else False
     return (heading.blanks_before >= 2 and capitalised and _looks_like_title(heading.text) and _is_story(heading)
             and not re.match(r"\d+\.\s|[ivxlc]+\.?$", heading.text, re.I))
@@ -525,7 +526,7 @@ def heading_title(heading: str) -> str:
             pieces.append(piece)
             continue
         word = piece.lower() if shouting else piece
-        small = re.sub(r"\W", "", word).lower() in _SMALL_WORDS
+        small = re.sub(r"\W", "", word).lower() in SMALL_WORDS
         pieces.append(word.lower() if small and not opens_phrase else _capitalize(word))
         opens_phrase = word.endswith((".", ":", "!", "?"))
     return "".join(pieces)
