@@ -20,6 +20,7 @@ from aitale.data.contributions import SPLIT_NAMES
 from aitale.data.dedupe import deduplicate
 from aitale.data.parts import cut_into_parts
 from aitale.data.text import paragraphs, word_count
+from aitale.errors import SourceError
 from aitale.io import read_jsonl
 from aitale.labels import SAFETY_CATEGORIES, STYLES
 from aitale.params import PrepareParams, load_section
@@ -90,6 +91,13 @@ def test_the_catalogue_declares_every_book_of_the_library_once():
     assert sorted(CATALOGUE) == sorted(manifest(LIBRARY))
     for book in CATALOGUE.values():
         assert book.kind in KINDS and book.style in STYLES and book.group, book
+
+
+def test_a_book_missing_from_the_catalogue_is_refused_before_any_work(excerpt_books, tmp_path):
+    entries = json.loads((excerpt_books / "raw" / "manifest.json").read_text())["books"]
+    (tmp_path / "manifest.json").write_text(json.dumps({"books": [*entries, {**entries[0], "id": 999999}]}))
+    with pytest.raises(SourceError, match=r"book 999999 is not in the catalogue \(aitale/data/books.py\)"):
+        load_books(tmp_path)  # no book file is read: the folder holds none
 
 
 @pytest.mark.parametrize("book", [COLLECTION, STORY_BOOK, NOVEL], ids=["collection", "bedtime-book", "novel"])

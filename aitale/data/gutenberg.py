@@ -42,12 +42,15 @@ class BookStory:
 _CONTENTS_HEADING = re.compile(r"(table of )?contents|story list|list of (stories|tales|fables|chapters)")
 _MAYBE_CONTENTS = re.compile(r"contents|list", re.I)
 
+# A transcriber's or editor's notes ("JAPANESE FAIRY WORLD - TRANSCRIBER'S NOTES").
+_TRANSCRIBER_HEADING = re.compile(r"(.* )?(transcriber|editor|preparer) s notes?")
+
 # Sections that are not stories, wherever they stand: the text under them is dropped
 # until the next story heading.
 _NON_STORY_HEADING = re.compile("|".join([
     _CONTENTS_HEADING.pattern, r"(list of |full page )?illustrations", r"in (colour|color|black and white)",
     r"preface", r"introduction( .*)?", r"introductory", r"dedication", r"foreword",
-    r"(.* )?(transcriber|editor|preparer) s notes?", r"footnotes?", r"(a )?short history of .*", r"page",
+    _TRANSCRIBER_HEADING.pattern, r"footnotes?", r"(a )?short history of .*", r"page",
 ]))
 
 # Sections that end the stories: nothing after the first of these is a story, which keeps
@@ -68,8 +71,6 @@ _SUB_HEADING = re.compile("|".join([
     r"(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last) (story|part|tale|chapter|adventure)",
     r"(chapter|part|book|section) [0-9ivxlc]+", r"(the )?moral", r"another( moral)?",
 ]))
-
-_TRANSCRIBER_HEADING = re.compile(r"(.* )?(transcriber|editor|preparer) s notes?")
 
 # --- Line-level patterns ----------------------------------------------------------------
 # Older releases wrap a long title onto a second line that ends the marker ("...GRANDFATHER\nFROG***").
@@ -453,7 +454,7 @@ def story_text(heading: str, lines: list[str], title_keys: set[str]) -> str:
     if paragraphs and _is_indented([heading]) and _is_indented(paragraphs[0]):
         cut = next((i for i, p in enumerate(paragraphs) if not _is_indented(p)), len(paragraphs))
         paragraphs = paragraphs[:cut]
-    paragraphs = _without_questions(paragraphs)
+    paragraphs = _without_questions_and_trailers(paragraphs)
     text = "\n\n".join("\n".join(p) for p in paragraphs)
     return mend_page_breaks(normalize_text(_FOOTNOTE_MARK.sub("", text)))
 
@@ -475,7 +476,7 @@ def mend_page_breaks(text: str) -> str:
     return "\n\n".join(kept)
 
 
-def _without_questions(paragraphs: list[list[str]]) -> list[list[str]]:
+def _without_questions_and_trailers(paragraphs: list[list[str]]) -> list[list[str]]:
     """The paragraphs without numbered questions for the reader (11310: "1. What do you think had become of
     Subha Datta?") and without what trails after a tale: the next story's number ("STORY II"), an imprint."""
     kept = [p for p in paragraphs if not (_QUESTION.match(p[0]) and " ".join(p).rstrip().endswith("?"))]
