@@ -138,7 +138,7 @@ books-table:  ## the sweep's dvc exp show table (Markdown)
 
 .PHONY: books books-sweep books-budget books-budget-old books-table
 
-# --- the 87-book library (README "The library recipe") ------------------------------------------
+# --- the 87-book library (docs/library.md) ----------------------------------------------------------
 # The library's mirror (../shared/corpus/library): older Gutenberg releases, so the pins below are its files'
 # sha256 (from its MANIFEST.tsv), not what gutenberg.org serves today; a corrupt or different mirror fails download.
 # ("++" sets the whole mapping: DVC's overrides may not add keys to the default's empty one otherwise.)

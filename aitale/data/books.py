@@ -143,7 +143,7 @@ class Book:
     id: int
     group: str
     kind: str  # one of KINDS
-    style: str  # one of aitale.data.labels.STYLES
+    style: str  # one of aitale.labels.STYLES
     name: str
 
 
