@@ -173,7 +173,13 @@ class SplitParams(Strict):
 class PrepareParams(Strict):
     seed: int = Field(description="seed for augmentation and the split")
     min_words: PositiveInt = Field(description="shorter stories are dropped (fragments, not tales)")
-    max_words: PositiveInt = Field(description="longer stories are dropped (novellas, not tales)")
+    max_words: PositiveInt = Field(
+        description="longer stories (a whole tale, story or chapter) are dropped (a book its splitter missed)"
+    )
+    part_words: PositiveInt = Field(
+        description="longer stories are cut at paragraph breaks into parts of about equal length, at most this many "
+        "words each, titled with their number ('The Snow Queen (part 2)'), held in one split"
+    )
     dedupe: DedupeParams
     augment: AugmentParams
     split: SplitParams
@@ -182,6 +188,8 @@ class PrepareParams(Strict):
     def _ranges(self) -> PrepareParams:
         if self.min_words >= self.max_words:
             raise ValueError("min_words must be below max_words")
+        if self.part_words < 2 * self.min_words:
+            raise ValueError("part_words must be at least twice min_words (a part is at least half of part_words)")
         split = self.split
         if split.val + split.test + split.holdout_custom >= 0.8:
             raise ValueError("split.val + split.test + split.holdout_custom must leave at least 20% for training")

@@ -131,6 +131,10 @@ def prepare_data(config: Path, fresh: bool, workdir: Path) -> Data:
             processed,
             "--metrics",
             workdir / "data.json",
+            "--books-table",
+            workdir / "data_books.json",
+            "--groups",
+            workdir / "data_groups.json",
         ],
         ["stages.tokenizer", "--train", processed / "train.jsonl", "--output-dir", tokenizer_dir],
     ]

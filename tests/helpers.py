@@ -20,12 +20,14 @@ def reference_corpus_dir() -> Path:
     return Path(os.environ.get("AITALE_CORPUS", REPO.parent / "shared" / "corpus" / "gutenberg"))
 
 
-def run_stage(stage: str, *args: str, config: Path | None = None) -> "subprocess.CompletedProcess[str]":
-    """Run ``python -m stages.<stage>`` from the repository root, as DVC would."""
+def run_stage(
+    stage: str, *args: str, config: Path | None = None, env: dict[str, str] | None = None
+) -> "subprocess.CompletedProcess[str]":
+    """Run ``python -m stages.<stage>`` from the repository root, as DVC would (``env``: its whole environment)."""
     command = [sys.executable, "-m", f"stages.{stage}", *args]
     if config is not None:
         command += ["--config", str(config)]
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env)
 
 
 def manifest(corpus: Path) -> dict[int, dict[str, str]]:

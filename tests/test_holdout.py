@@ -27,6 +27,10 @@ def prepare(root: Path, config: Path, raw: Path, screen: Path, name: str = "proc
         str(out),
         "--metrics",
         str(root / f"{name}.json"),
+        "--books-table",
+        str(root / f"{name}_books.json"),
+        "--groups",
+        str(root / f"{name}_groups.json"),
         config=config,
     )
     assert result.returncode == 0, result.stderr

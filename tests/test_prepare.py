@@ -46,6 +46,10 @@ def prepare(tmp_path: Path, config: Path, out: str, screen: Path) -> Path:
         str(tmp_path / out),
         "--metrics",
         str(tmp_path / f"{out}.json"),
+        "--books-table",
+        str(tmp_path / f"{out}_books.json"),
+        "--groups",
+        str(tmp_path / f"{out}_groups.json"),
         config=config,
     )
     assert result.returncode == 0, result.stderr

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,6 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from aitale.data.records import Story
 from aitale.params import DedupeParams
-
 
 _TITLE_STOPWORDS = {"the", "a", "an", "and", "of", "or", "his", "her", "their", "story", "tale", "history"}
 
@@ -34,29 +34,62 @@ class Duplicate:
     similarity: float
 
 
-def deduplicate(stories: list[Story], params: DedupeParams) -> tuple[list[Story], list[Duplicate]]:
-    """Drop duplicates and set ``tale`` so that related stories share one key."""
+def deduplicate(
+    stories: list[Story], params: DedupeParams, retold: Callable[[Story], bool] = lambda story: True
+) -> tuple[list[Story], list[Duplicate]]:
+    """Drop duplicates and set ``tale`` so that related stories share one key.
+
+    Only the stories ``retold`` says other books may tell again (folk and fairy tales, fables) are
+    compared for near duplicates and related tellings: two stories of one series share their
+    characters' names, not their tale (Burgess's Adventures score up to 0.5 with each other). The
+    others lose exact copies only. Stories that already share a ``tale`` (the parts of one record,
+    the chapters of one novel) are never each other's duplicates, and stay in one group.
+    Similarities are computed a block of rows at a time from sparse TF-IDF vectors, so ten
+    thousand stories need no n x n matrix."""
     kept, dropped = _drop_exact(stories)
-    if len(kept) < 2:
-        return kept, dropped
-    similarity = _similarity(kept)
-    titles = [_title_words(story.title) for story in kept]
-    survivors: list[int] = []
-    for i, story in enumerate(kept):
-        best = survivors[int(np.argmax(similarity[i, survivors]))] if survivors else None
-        if best is not None and similarity[i, best] >= params.near_duplicate:
-            dropped.append(Duplicate(story, kept[best].id, "near", round(float(similarity[i, best]), 4)))
+    compared = [story for story in kept if retold(story)]
+    if len(compared) >= 2:
+        compared, dropped_near = _drop_near(compared, params)
+        dropped += dropped_near
+    survivors = {id(story) for story in compared}
+    return [story for story in kept if id(story) in survivors or not retold(story)], dropped
+
+
+def _drop_near(kept: list[Story], params: DedupeParams) -> tuple[list[Story], list[Duplicate]]:
+    """Near duplicates dropped (the later copy) and related tellings grouped into one ``tale``."""
+    dropped: list[Duplicate] = []
+    tale, title, collection = (_codes(keys) for keys in (
+        [s.tale for s in kept], [_title_words(s.title) or None for s in kept], [s.collection for s in kept]))
+    alive = np.zeros(len(kept), dtype=bool)  # the survivors so far
+    links: list[tuple[int, int]] = []  # survivors similar enough to be held in one split
+    for i, row in _similarity_rows(_vectors(kept)):
+        others = alive & (tale != tale[i])
+        near = _best(row, others)
+        if near is None or row[near] < params.near_duplicate:
+            # translations live in other books; the same title words (none counts as no title)
+            namesakes = others & (title == title[i]) & (title[i] >= 0) & (collection != collection[i])
+            near = _best(row, namesakes & (row >= params.near_duplicate_same_title)) if namesakes.any() else None
+        if near is not None:
+            dropped.append(Duplicate(kept[i], kept[near].id, "near", round(float(row[near]), 4)))
             continue
-        namesakes = [j for j in survivors if titles[i] and titles[i] == titles[j]
-                     and kept[j].collection != story.collection  # translations live in other books
-                     and similarity[i, j] >= params.near_duplicate_same_title]
-        if namesakes:
-            j = max(namesakes, key=lambda j: similarity[i, j])
-            dropped.append(Duplicate(story, kept[j].id, "near", round(float(similarity[i, j]), 4)))
-        else:
-            survivors.append(i)
-    _group_tales([kept[i] for i in survivors], similarity[np.ix_(survivors, survivors)], params.same_tale)
+        links += [(int(j), i) for j in np.flatnonzero(alive & (row >= params.same_tale))]
+        alive[i] = True
+    survivors = [int(i) for i in np.flatnonzero(alive)]
+    _group_tales(kept, survivors, links)
     return [kept[i] for i in survivors], dropped
+
+
+def _best(row: np.ndarray, mask: np.ndarray) -> int | None:
+    """The first index of the highest value of ``row`` where ``mask`` holds (None when it holds nowhere)."""
+    if not mask.any():
+        return None
+    return int(np.argmax(np.where(mask, row, -np.inf)))
+
+
+def _codes(keys: list) -> np.ndarray:
+    """An integer per distinct key (in first-seen order), -1 for None."""
+    seen: dict = {}
+    return np.array([-1 if key is None else seen.setdefault(key, len(seen)) for key in keys], dtype=np.int64)
 
 
 def _drop_exact(stories: list[Story]) -> tuple[list[Story], list[Duplicate]]:
@@ -73,19 +106,27 @@ def _drop_exact(stories: list[Story]) -> tuple[list[Story], list[Duplicate]]:
 
 
 def _title_words(title: str) -> frozenset[str]:
-    words = re.findall(r"[a-z]+", title.lower())
+    words = re.findall(r"[a-z]+", re.sub(r" \(part \d+\)$", "", title.lower()))  # a long tale's parts share its title
     return frozenset(w.removesuffix("s") for w in words if w not in _TITLE_STOPWORDS and len(w) > 1)
 
 
-def _similarity(stories: list[Story]) -> np.ndarray:
-    vectors = TfidfVectorizer(stop_words="english", sublinear_tf=True, min_df=1).fit_transform(
+def _vectors(stories: list[Story]):
+    """Sparse TF-IDF rows of the stories' content words, L2-normalised (so a dot product is the cosine)."""
+    return TfidfVectorizer(stop_words="english", sublinear_tf=True, min_df=1, dtype=np.float64).fit_transform(
         [s.text for s in stories]
     )
-    return (vectors @ vectors.T).toarray()  # rows are L2-normalised, so this is the cosine
 
 
-def _group_tales(stories: list[Story], similarity: np.ndarray, threshold: float) -> None:
-    parent = list(range(len(stories)))
+def _similarity_rows(vectors, block: int = 512):
+    """(i, cosines of story i with every story), a block of rows at a time: never the whole n x n matrix."""
+    for start in range(0, vectors.shape[0], block):
+        rows = (vectors[start : start + block] @ vectors.T).toarray()
+        yield from ((start + k, row) for k, row in enumerate(rows))
+
+
+def _group_tales(stories: list[Story], survivors: list[int], links: list[tuple[int, int]]) -> None:
+    """Union the survivors that share a tale or are linked; the earliest story of a group names it."""
+    parent = {i: i for i in survivors}
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -93,8 +134,12 @@ def _group_tales(stories: list[Story], similarity: np.ndarray, threshold: float)
             i = parent[i]
         return i
 
-    for i, j in zip(*np.nonzero(np.triu(similarity >= threshold, k=1))):
-        a, b = root(int(i)), root(int(j))
-        parent[max(a, b)] = min(a, b)  # the earliest story names the group
-    for i, story in enumerate(stories):
-        story.tale = stories[root(i)].tale
+    first: dict[str, int] = {}
+    for i in survivors:
+        links.append((first.setdefault(stories[i].tale, i), i))
+    for i, j in links:
+        a, b = root(i), root(j)
+        parent[max(a, b)] = min(a, b)
+    names = {i: stories[root(i)].tale for i in survivors}
+    for i in survivors:
+        stories[i].tale = names[i]

@@ -39,14 +39,18 @@ class BookStory:
 # spaces, numbering, page numbers and bracketed asides removed).
 
 # Introduces a table of contents.
-_CONTENTS_HEADING = re.compile(r"(table of )?contents|story list|list of (stories|tales|fables)")
+_CONTENTS_HEADING = re.compile(r"(table of )?contents|story list|list of (stories|tales|fables|chapters)")
+_MAYBE_CONTENTS = re.compile(r"contents|list", re.I)
+
+# A transcriber's or editor's notes ("JAPANESE FAIRY WORLD - TRANSCRIBER'S NOTES").
+_TRANSCRIBER_HEADING = re.compile(r"(.* )?(transcriber|editor|preparer) s notes?")
 
 # Sections that are not stories, wherever they stand: the text under them is dropped
 # until the next story heading.
 _NON_STORY_HEADING = re.compile("|".join([
     _CONTENTS_HEADING.pattern, r"(list of |full page )?illustrations", r"in (colour|color|black and white)",
     r"preface", r"introduction( .*)?", r"introductory", r"dedication", r"foreword",
-    r"(transcriber|editor|preparer) s notes?", r"footnotes?", r"(a )?short history of .*", r"page",
+    _TRANSCRIBER_HEADING.pattern, r"footnotes?", r"(a )?short history of .*", r"page",
 ]))
 
 # Sections that end the stories: nothing after the first of these is a story, which keeps
@@ -55,6 +59,9 @@ _NON_STORY_HEADING = re.compile("|".join([
 _BACK_MATTER_HEADING = re.compile("|".join([
     r"notes?( (and|on) .*)?", r"references", r"index", r"appendix", r"glossary", r"bibliography",
     r"the end", r"and this is the end of .*", r"uniform with this volume", r"advertisements?",
+    # publishers' lists and imprints after the last story (957, 15946, 43212, 6746, 7871)
+    r"(the )?[\w ]*books by [\w ]+", r"end of (the )?[\w ]*book", r"het einde", r"printers", r"letchworth",
+    r"(made at )?the temple press( letchworth)?( great britain)?",
 ]))
 
 # Headings inside a story ("FIRST STORY", "CHAPTER II", "The Moral"): never the start of
@@ -66,29 +73,50 @@ _SUB_HEADING = re.compile("|".join([
 ]))
 
 # --- Line-level patterns ----------------------------------------------------------------
-_START_MARKER = re.compile(r"^\*{3}\s*START OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK\b.*$", re.I | re.M)
+# Older releases wrap a long title onto a second line that ends the marker ("...GRANDFATHER\nFROG***").
+_START_MARKER = re.compile(
+    r"^\*{3}\s*START OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK\b(?:.*\*{3}[ \t]*$|.*\n.*\*{3}[ \t]*$|.*$)", re.I | re.M
+)
 _END_MARKER = re.compile(r"^\*{3}\s*END OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK\b.*$", re.I | re.M)
 # Gutenberg's own notes inside the markers: producer credits on top, a sign-off at the end.
-_CREDITS = re.compile(r"\s*(?:produced by|e-?text prepared by|transcribed by)\b", re.I)
+_CREDITS = re.compile(
+    r"\s*(?:produced by|e-?text prepared by|transcribed by"
+    r"|note: project gutenberg also has|this e-?book is courtesy)\b",  # older releases' notes (14375, 11757)
+    re.I,
+)
 _END_NOTICE = re.compile(r"^[ \t]*End of (?:the )?Project Gutenberg.*?(?=\n[ \t]*\n|\Z)", re.I | re.M | re.S)
 
 # Editorial blocks opening a line: [Illustration: ...], [Footnote 1: ...], [Transcriber's
 # note: ...], an editor's comment after a tale ("[The conclusion of this story ...]"). They
-# may span paragraphs and nest brackets, so _remove_bracket_blocks scans them by hand.
+# may span paragraphs and nest brackets, so remove_bracket_blocks scans them by hand.
 # ("[1] ..." and "[*] ..." are footnotes, handled as paragraphs.)
-_BRACKET_BLOCK_START = re.compile(r"^[ \t]*\[(?=[^\W\d_])", re.M)
+_BRACKET_BLOCK_START = re.compile(r"^[ \t]*(?:\[(?=[^\W\d_])|\{(?=Illustration))", re.M)  # 5844: {Illustration: ...}
 # Footnote text set as a paragraph of its own: "(1) Grimm.", "[12] Afanasief ...", "[*] Simpleton".
 _FOOTNOTE_PARAGRAPH = re.compile(r"\s*(?:\(\d{1,3}\)|\[\d{1,3}\]|\[\*\])\s")
 # Footnote marks in the running text: "happily ever after.(1)", "Dummling,[*]", "THE FIEND.[18]".
-_FOOTNOTE_MARK = re.compile(r"\s?\(\d{1,3}\)|\[\d{1,3}\]|\[\*\]|(?<=\S)\*(?=\s|$)")
+# Notes inside the running text: "a jogi[FN#1: A Hindu holy man.] of holy", "[Transcriber's note: something?]".
+_FOOTNOTE_MARK = re.compile(
+    r"\s?\(\d{1,3}\)|\[\d{1,3}\]|\[\*\]|(?<=\S)\*(?=\s|$)|\[(?:FN#\d+|Transcriber.s note)[^\]]*\]"
+)
+# A picture's caption set as a paragraph without brackets (37952, 54995): "Illustration: Uncle Wiggily and the Eel";
+# an editor's note set indented after a tale (29939): "    Note: This tale, like ...".
+_CAPTION_PARAGRAPH = re.compile(r"\s*Illustration:|\s+Note:")
+# Questions for the reader after a tale (11310): "1. What do you think had become of Subha Datta?"
+_QUESTION = re.compile(r"\s*\d{1,2}\.\s")
+# Lines that trail after a tale: the number line of the next story (its title line follows), a printer's imprint.
+_TRAILER = re.compile(r"(?:story|chapter|part) [ivxlc\d]+\.?|.{0,60}\b(?:temple press|printers)\b.{0,40}", re.I)
 _SEPARATOR = re.compile(r"\s*(?:\*\s*){3,}")
 # "*****" written without spaces closes the text (Grimm 2591 follows it with an author
 # note); spaced asterisks ("*   *   *") are a scene break inside a story.
 _HARD_SEPARATOR = re.compile(r"\s*\*{3,}\s*")
+# Page furniture of scanned editions standing as a paragraph of its own (see mend_page_breaks).
+_CAPTION = re.compile(r"(?:\d{1,3} )?(?:line-art drawing|illustration|frontispiece)", re.I)
+_PAGE_NUMBER_PARAGRAPH = re.compile(r"\d{1,3}")
+_SENTENCE_END = re.compile(r"[.!?:;\"')\]-]$")
 _PAGE_NUMBER = re.compile(r"\s{2,}(?:\d+|[ivxlcdm]+)\.?$", re.I)
 _NUMBERING = re.compile(r"^((?:legend|chapter|story|tale|fable|no\.?)\s+)?(\d+\*?\.?|[ivxlcdm]+\.)\s+", re.I)
 _ASIDE = re.compile(r"\[[^\]]*\]|\([^)]*\)")  # footnote marks, alternative or original-language titles
-_SMALL_WORDS = frozenset("a an and as at but by for from in into nor of on or the to upon with".split())
+SMALL_WORDS = frozenset("a an and as at but by for from in into nor of on or the to upon with".split())
 
 _MAX_HEADING_CHARS = 100
 _MAX_HEADING_WORDS = 20
@@ -142,7 +170,7 @@ def split_stories(body: str, book_id: int) -> list[BookStory]:
     Front matter, back matter, editorial notes and fragments under ``MIN_STORY_WORDS``
     are dropped. Raises ``SourceError`` when no story is found.
     """
-    lines = _remove_bracket_blocks(body).split("\n")
+    lines = remove_bracket_blocks(body).split("\n")
     headings = _heading_candidates(lines)
     starts, region_end = _story_headings(lines, headings)
     title_keys = {h.key for h in starts}
@@ -153,9 +181,9 @@ def split_stories(body: str, book_id: int) -> list[BookStory]:
     stories = []
     for heading in starts:
         end = next(e for e in ends if e > heading.line)
-        text = _story_text(lines[heading.line], lines[heading.line + 1:end], title_keys)
+        text = story_text(lines[heading.line], lines[heading.line + 1:end], title_keys)
         if word_count(text) >= MIN_STORY_WORDS:
-            stories.append(BookStory(title=_title(heading.text), text=text))
+            stories.append(BookStory(title=heading_title(heading.text), text=text))
     if not stories:
         raise SourceError(f"{_book_name(book_id)}: no stories found (no contents entry or heading "
                           f"is followed by {MIN_STORY_WORDS}+ words): is it a story collection?")
@@ -222,9 +250,9 @@ def _heading_candidates(lines: list[str]) -> list[_Heading]:
 
 def _looks_like_title(text: str) -> bool:
     """Shaped like a title rather than a line of dialogue or prose."""
-    letters = text.lstrip("_ ")
+    letters = text.strip("_*= \"'“”‘’")  # a title may be quoted (“Tiger! Tiger!”) or marked bold (*KHING-CHU-FU*)
     return (len(text.split()) <= _MAX_HEADING_WORDS and bool(letters) and (letters[0].isupper() or letters[0].isdigit())
-            and not text.endswith((",", ";", ":")))
+            and not letters.endswith((",", ";", ":")))
 
 
 def _is_section_break(heading: _Heading) -> bool:
@@ -255,10 +283,17 @@ def _is_fallback_title(heading: _Heading) -> bool:
     Numbered parts ("1. HOW THEY WENT ...") and bare numerals ("II.") belong to the story
     they stand in.
     """
-    words = [w for w in re.findall(r"[^\W\d_][\w'’-]*", heading.text) if w.lower() not in _SMALL_WORDS]
+    words = [w for w in re.findall(r"[^\W\d_][\w'’-]*", heading.text) if w.lower() not in SMALL_WORDS]
     capitalised = sum(w[0].isupper() for w in words) >= 0.8 * len(words) if words else False
     return (heading.blanks_before >= 2 and capitalised and _looks_like_title(heading.text) and _is_story(heading)
             and not re.match(r"\d+\.\s|[ivxlc]+\.?$", heading.text, re.I))
+
+
+def is_back_matter(line: str) -> bool:
+    """A heading that ends a story or the stories part of a book: "THE END", "NOTES", an index, a
+    publisher's list, the transcriber's notes."""
+    key = _title_key(line)[1]
+    return bool(_BACK_MATTER_HEADING.fullmatch(key) or _TRANSCRIBER_HEADING.fullmatch(key))
 
 
 def _back_matter_start(headings: list[_Heading], after: int, default: int) -> int:
@@ -272,13 +307,16 @@ def _best_contents(lines: list[str], headings: list[_Heading]) -> tuple[int, lis
     """(line after the contents, its entries) for the contents whose entries best match headings.
 
     Some books have two lists (22373: chapters under CONTENTS, then a STORY-LIST); the one
-    naming the most headings after it is the one that names the stories.
+    naming the most headings after it is the one that names the stories. A contents heading
+    need not stand alone ("LIST OF CHAPTERS" right above a "PAGE" column heading).
     """
     best, best_hits = None, 0
-    for heading in headings:
-        if not _CONTENTS_HEADING.fullmatch(heading.key):
+    for start, line in enumerate(lines):
+        if len(line) > _MAX_HEADING_CHARS or not _MAYBE_CONTENTS.search(line):
+            continue  # (a cheap test first: most lines of a book are prose)
+        if not _CONTENTS_HEADING.fullmatch(_title_key(line)[1]):
             continue
-        end, entries = _read_contents(lines, heading.line + 1)
+        end, entries = _read_contents(lines, start + 1)
         later_keys = {h.key for h in headings if h.line >= end}
         hits = sum(entry.key in later_keys for entry in entries)
         if hits > best_hits:
@@ -384,8 +422,8 @@ def _closest_heading(entry: _Entry, headings: list[_Heading]) -> _Heading | None
 # --- Story text ---------------------------------------------------------------------------
 
 
-def _remove_bracket_blocks(text: str) -> str:
-    """Drop [Illustration ...], [Footnote ...] and similar blocks, nested brackets included.
+def remove_bracket_blocks(text: str) -> str:
+    """Drop [Illustration ...], [Footnote ...], {Illustration ...} and similar blocks, nested brackets included.
 
     A bracket that is never closed is left alone rather than swallowing the rest of the book.
     """
@@ -395,7 +433,7 @@ def _remove_bracket_blocks(text: str) -> str:
             continue  # inside a block already removed
         depth, end = 0, match.end() - 1
         while end < len(text):
-            depth += {"[": 1, "]": -1}.get(text[end], 0)
+            depth += {"[": 1, "]": -1, "{": 1, "}": -1}.get(text[end], 0)
             end += 1
             if depth == 0:
                 break
@@ -407,7 +445,7 @@ def _remove_bracket_blocks(text: str) -> str:
     return "".join(pieces)
 
 
-def _story_text(heading: str, lines: list[str], title_keys: set[str]) -> str:
+def story_text(heading: str, lines: list[str], title_keys: set[str]) -> str:
     """Normalised text of one story from its heading line and the lines under it."""
     paragraphs = [p for p in _paragraphs(lines) if not _is_apparatus(p, title_keys)]
     # Tales quoted inside commentary (22373) are set indented, heading included; the
@@ -416,8 +454,35 @@ def _story_text(heading: str, lines: list[str], title_keys: set[str]) -> str:
     if paragraphs and _is_indented([heading]) and _is_indented(paragraphs[0]):
         cut = next((i for i, p in enumerate(paragraphs) if not _is_indented(p)), len(paragraphs))
         paragraphs = paragraphs[:cut]
+    paragraphs = _without_questions_and_trailers(paragraphs)
     text = "\n\n".join("\n".join(p) for p in paragraphs)
-    return normalize_text(_FOOTNOTE_MARK.sub("", text))
+    return mend_page_breaks(normalize_text(_FOOTNOTE_MARK.sub("", text)))
+
+
+def mend_page_breaks(text: str) -> str:
+    """Normalised text without the page furniture of a scanned edition: picture captions standing alone
+    ("Line-Art Drawing"), and page numbers that cut a sentence in two, whose halves are joined again
+    ("...who ruled that part of / 9 / had forbidden any other ..."; 54)."""
+    kept: list[str] = []
+    furniture = False  # a caption or page number was dropped since the last kept paragraph
+    for block in text.split("\n\n"):
+        if _CAPTION.fullmatch(block) or (_PAGE_NUMBER_PARAGRAPH.fullmatch(block) and kept):
+            furniture = True
+        elif furniture and block[:1].islower() and not _SENTENCE_END.search(kept[-1]):
+            kept[-1] = f"{kept[-1]} {block}"
+        else:
+            kept.append(block)
+            furniture = False
+    return "\n\n".join(kept)
+
+
+def _without_questions_and_trailers(paragraphs: list[list[str]]) -> list[list[str]]:
+    """The paragraphs without numbered questions for the reader (11310: "1. What do you think had become of
+    Subha Datta?") and without what trails after a tale: the next story's number ("STORY II"), an imprint."""
+    kept = [p for p in paragraphs if not (_QUESTION.match(p[0]) and " ".join(p).rstrip().endswith("?"))]
+    while kept and len(kept[-1]) <= 4 and _TRAILER.fullmatch(" ".join(line.strip() for line in kept[-1])):
+        kept.pop()
+    return kept
 
 
 def _paragraphs(lines: list[str]) -> list[list[str]]:
@@ -435,7 +500,7 @@ def _paragraphs(lines: list[str]) -> list[list[str]]:
 
 def _is_apparatus(paragraph: list[str], title_keys: set[str]) -> bool:
     """Footnotes, editor's notes, scene-break asterisks and repeated titles are not story text."""
-    return (_FOOTNOTE_PARAGRAPH.match(paragraph[0]) is not None
+    return (_FOOTNOTE_PARAGRAPH.match(paragraph[0]) is not None or _CAPTION_PARAGRAPH.match(paragraph[0]) is not None
             or (len(paragraph) == 1 and (_SEPARATOR.fullmatch(paragraph[0]) is not None
                                          or _title_key(paragraph[0])[1] in title_keys)))
 
@@ -444,7 +509,7 @@ def _is_indented(paragraph: list[str]) -> bool:
     return all(line[:1].isspace() for line in paragraph)
 
 
-def _title(heading: str) -> str:
+def heading_title(heading: str) -> str:
     """Human title in Title Case from a heading line: "THE FIEND.[18]" -> "The Fiend".
 
     Small words stay lower case unless they open the title or follow a full stop
@@ -452,7 +517,9 @@ def _title(heading: str) -> str:
     in mixed case keeps its inner capitals ("McDonald").
     """
     text = _NUMBERING.sub("", _ASIDE.sub(" ", normalize_text(heading)))
-    text = re.sub(r"\s+", " ", text).strip(" .:")
+    text = re.sub(r"\s+", " ", text).strip(" .:*=")
+    if len(text) > 2 and text[0] == text[-1] and text[0] in "\"'":  # a quoted title: "Tiger! Tiger!"
+        text = text[1:-1].strip(" .,")
     shouting = text.upper() == text
     pieces, opens_phrase = [], True
     for piece in re.split(r"( |-)", text):
@@ -460,7 +527,7 @@ def _title(heading: str) -> str:
             pieces.append(piece)
             continue
         word = piece.lower() if shouting else piece
-        small = re.sub(r"\W", "", word).lower() in _SMALL_WORDS
+        small = re.sub(r"\W", "", word).lower() in SMALL_WORDS
         pieces.append(word.lower() if small and not opens_phrase else _capitalize(word))
         opens_phrase = word.endswith((".", ":", "!", "?"))
     return "".join(pieces)

@@ -7,8 +7,8 @@ is only itself. Words are cut by :func:`aitale.data.text.words`, as everywhere e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from lemminflect import getAllLemmas
 
@@ -18,8 +18,7 @@ from aitale.data.text import WORD
 _FEATURE_ORDER = ("VERB", "NOUN", "ADJ", "ADV", "AUX", "PROPN")
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):  # a tuple: made once per word of every passage screened, so it must be cheap to build
     word: str  # lower-cased, as written
     forms: frozenset[str]  # the word and every lemma of it
     feature: str  # the one form the classifier counts
@@ -36,14 +35,16 @@ def _forms(word: str) -> tuple[frozenset[str], str]:
     return frozenset(f.lower() for f in forms), feature.lower()
 
 
-def tokens(text: str) -> list[Token]:
+@lru_cache(maxsize=4096)
+def tokens(text: str) -> tuple[Token, ...]:
+    """The words of ``text`` with their forms; cached, since the classifier and the rules both read a passage's."""
     found = []
     for match in WORD.finditer(text):
         word = match.group(0).lower()
         word = word[:-2] if word.endswith("'s") else word  # the wolf's -> wolf
         forms, feature = _forms(word)
         found.append(Token(word, forms, feature, match.start(), match.end()))
-    return found
+    return tuple(found)
 
 
 def features(text: str) -> list[str]:

@@ -47,6 +47,12 @@ class Rules:
             for term in terms
         ]
         self._exceptions = [_pattern(p) for p in lexicon.get("exceptions", [])]
+        # Like a term, an exception is tried only where its first word is (one led by "*" everywhere).
+        self._exceptions_by_first: dict[str, list] = {}
+        for pattern in self._exceptions:
+            if pattern[0] != "*":
+                self._exceptions_by_first.setdefault(pattern[0], []).append(pattern)
+        self._exceptions_anywhere = [pattern for pattern in self._exceptions if pattern[0] == "*"]
         self._by_first: dict[str, list] = {}  # a term is tried only where its first word is
         for entry in self._terms:
             self._by_first.setdefault(entry[3][0], []).append(entry)
@@ -54,7 +60,13 @@ class Rules:
     def hits(self, text: str) -> list[Hit]:
         words = tokens(text)
         excused = set()
-        for pattern in self._exceptions:
+        for start, word in enumerate(words):
+            for form in word.forms & self._exceptions_by_first.keys():
+                for pattern in self._exceptions_by_first[form]:
+                    end = _match_at(words, pattern, start, set())
+                    if end is not None:
+                        excused.update(range(start, end))
+        for pattern in self._exceptions_anywhere:
             for start, end in _matches(words, pattern, set()):
                 excused.update(range(start, end))
         found = []
@@ -70,7 +82,7 @@ class Rules:
         return found
 
 
-def _matches(words: list[Token], pattern: tuple[str, ...], excused: set[int]):
+def _matches(words: tuple[Token, ...], pattern: tuple[str, ...], excused: set[int]):
     """(start, end) word spans where ``pattern`` matches, none touching an excused word."""
     for start in range(len(words)):
         end = _match_at(words, pattern, start, excused)
@@ -78,7 +90,7 @@ def _matches(words: list[Token], pattern: tuple[str, ...], excused: set[int]):
             yield start, end
 
 
-def _match_at(words: list[Token], pattern: tuple[str, ...], at: int, excused: set[int]) -> int | None:
+def _match_at(words: tuple[Token, ...], pattern: tuple[str, ...], at: int, excused: set[int]) -> int | None:
     if not pattern:
         return at
     head, rest = pattern[0], pattern[1:]
