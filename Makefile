@@ -254,4 +254,15 @@ library: setup library-mirror  ## the 87-book library, downloaded, prepared and 
 library-data: setup library-mirror  ## the library downloaded and prepared only (dvc exp run up to prepare)
 	dvc exp run prepare $(LIBRARY_DATA)
 
-.PHONY: library library-data library-mirror
+# The sweep (benchmarks/books_sweep.py --corpus library): eight points at equal operations, queued `dvc exp run`s up to
+# train, on the CPU's own kernels in bf16 where it has native bf16 (faster; the figures then hold for this kind of CPU).
+LIBRARY_SWEEP_MINUTES ?= 4
+library-sweep: setup library-mirror  ## the library sweep (8 points, ~45 min on 2 idle cores), its table and curves
+	python -m benchmarks.books_sweep --corpus library --native-bf16 --minutes $(LIBRARY_SWEEP_MINUTES) $(LIBRARY_DATA)
+
+# The 30 minutes: the recipe trained for BUDGET_MINUTES on the library, scored on test and the three held-out books.
+library-budget: setup library-mirror  ## the library recipe for BUDGET_MINUTES, scored on test and the held-out books
+	python -m benchmarks.cpu_budget --minutes $(BUDGET_MINUTES) --native-bf16 --mirror $(LIBRARY_MIRROR) \
+		--title "the 87-book library" --output benchmarks/results/library_budget.json $(LIBRARY_DATA) $(LIBRARY_RECIPE)
+
+.PHONY: library library-data library-mirror library-sweep library-budget

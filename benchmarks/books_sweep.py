@@ -100,7 +100,7 @@ def parse_value(text: str):
 def point_params(settings: dict) -> tuple[ModelParams, TrainParams]:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for key, value in settings.items():
-        params = set_dotted(params, key, value)
+        params = set_dotted(params, key.lstrip("+"), value)  # "++key": DVC's override that may add keys
     return validate(ModelParams, "model", params["model"]), validate(TrainParams, "train", params["train"])
 
 
@@ -244,7 +244,7 @@ def run_points(shared: dict, args, names: list[str], planned: Path) -> dict:
     for name, point in plan.items():
         steps = point["max_steps"]
         run = {
-            **point["settings"],
+            **{key: value for key, value in point["settings"].items() if key not in shared},
             "train.scratch.max_steps": steps,
             "train.scratch.epochs": 1000,  # the step count is the budget
             "train.eval_every": steps,  # one validation pass, at the end
@@ -252,7 +252,11 @@ def run_points(shared: dict, args, names: list[str], planned: Path) -> dict:
             "train.sample_every": steps,
             "train.patience": 0,
         }
-        sets = [part for key, value in run.items() for part in ("-S", f"{key}={json.dumps(value)}")]
+        # the shared settings as given (DVC parses them), the point's own as JSON
+        given = [part for item in args.shared for part in ("-S", item)] + (
+            ["-S", "train.precision=bf16"] if shared.get("train.precision") == "bf16" else []
+        )
+        sets = given + [part for key, value in run.items() for part in ("-S", f"{key}={json.dumps(value)}")]
         dvc("exp", "run", "--queue", "-f", "-n", f"{args.prefix}-{name}", *sets, "train")
     started = time.perf_counter()
     subprocess.run(["dvc", "exp", "run", "--run-all", "-j", "1"], cwd=REPO, check=True)

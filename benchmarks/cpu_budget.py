@@ -106,7 +106,7 @@ def budget_params(args) -> dict:
         if {"avx512_bf16", "amx_bf16"} & set(cpu_flags()):
             params["train"]["precision"] = "bf16"
     for key, value in ((k, yaml.safe_load(v)) for k, v in (item.split("=", 1) for item in args.settings)):
-        params = set_dotted(params, key, value)
+        params = set_dotted(params, key.lstrip("+"), value)  # "++key": DVC's override that may add keys
     return params
 
 
