@@ -256,9 +256,13 @@ library-data: setup library-mirror  ## the library downloaded and prepared only 
 
 # The sweep (benchmarks/books_sweep.py --corpus library): eight points at equal operations, queued `dvc exp run`s up to
 # train, on the CPU's own kernels in bf16 where it has native bf16 (faster; the figures then hold for this kind of CPU).
+# LIBRARY_STEP_SECONDS: the reference point's step on 2 idle cores (timed first when empty; a busy machine's
+# timing would shrink every point's budget).
 LIBRARY_SWEEP_MINUTES ?= 4
+LIBRARY_STEP_SECONDS ?=
 library-sweep: setup library-mirror  ## the library sweep (8 points, ~45 min on 2 idle cores), its table and curves
-	python -m benchmarks.books_sweep --corpus library --native-bf16 --minutes $(LIBRARY_SWEEP_MINUTES) $(LIBRARY_DATA)
+	python -m benchmarks.books_sweep --corpus library --native-bf16 --minutes $(LIBRARY_SWEEP_MINUTES) \
+		$(if $(LIBRARY_STEP_SECONDS),--step-seconds $(LIBRARY_STEP_SECONDS)) $(LIBRARY_DATA)
 
 # The 30 minutes: the recipe trained for BUDGET_MINUTES on the library, scored on test and the three held-out books.
 library-budget: setup library-mirror  ## the library recipe for BUDGET_MINUTES, scored on test and the held-out books
