@@ -170,6 +170,14 @@ class SplitParams(Strict):
     )
 
 
+class ThemeTaggerParams(Strict):
+    threshold: float = Field(
+        gt=0, lt=1, description="a book story gets a theme whose predicted probability reaches this"
+    )
+    min_stories: PositiveInt = Field(description="themes of fewer custom stories are never predicted")
+    most: PositiveInt = Field(description="at most this many themes per story, the likeliest")
+
+
 class PrepareParams(Strict):
     seed: int = Field(description="seed for augmentation and the split")
     min_words: PositiveInt = Field(description="shorter stories are dropped (fragments, not tales)")
@@ -181,6 +189,9 @@ class PrepareParams(Strict):
         "words each, titled with their number ('The Snow Queen (part 2)'), held in one split"
     )
     dedupe: DedupeParams
+    themes: ThemeTaggerParams = Field(
+        description="themes for book stories, predicted from the custom stories' (aitale/data/themes.py)"
+    )
     augment: AugmentParams
     split: SplitParams
 

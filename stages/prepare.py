@@ -39,6 +39,7 @@ from aitale.data.split import HOLDOUT, SPLITS, hold_out, split_by_tale
 from aitale.data.stories import load_stories
 from aitale.data.structure import structure
 from aitale.data.text import word_count
+from aitale.data.themes import tag_themes
 from aitale.errors import ParamsError, SourceError
 from aitale.io import atomic_dir, write_json, write_jsonl
 from aitale.params import PrepareParams, load_section
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("loaded %d stories, %d words", len(loaded), sum(word_count(s.text) for s in loaded))
     parts, kept, removed = screen(loaded, params, content_screen)
     kept, duplicates = deduplicate(kept, params.dedupe, retold)
+    predicted = tag_themes(kept, params.themes.share, params.themes.min_stories, params.themes.most, params.seed)
     removed += [
         _removal(d.story, "duplicate", f"{d.kind} duplicate of {d.duplicate_of} ({d.similarity:.2f})")
         for d in duplicates
@@ -85,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.books_table, rows)
     write_json(args.groups, group_sums(rows))
     _report(parts, splits, removed, group_sums(rows), augmented.counts)
+    if predicted:
+        log.info("themes predicted for book stories: %s", dict(sorted(predicted.items())))
     return 0
 
 
