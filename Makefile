@@ -260,9 +260,11 @@ library-data: setup library-mirror  ## the library downloaded and prepared only 
 # timing would shrink every point's budget).
 LIBRARY_SWEEP_MINUTES ?= 4
 LIBRARY_STEP_SECONDS ?=
+LIBRARY_POINTS ?=  # a subset of the points (default all)
 library-sweep: setup library-mirror  ## the library sweep (8 points, ~45 min on 2 idle cores), its table and curves
 	python -m benchmarks.books_sweep --corpus library --native-bf16 --minutes $(LIBRARY_SWEEP_MINUTES) \
-		$(if $(LIBRARY_STEP_SECONDS),--step-seconds $(LIBRARY_STEP_SECONDS)) $(LIBRARY_DATA)
+		$(if $(LIBRARY_STEP_SECONDS),--step-seconds $(LIBRARY_STEP_SECONDS)) \
+		$(if $(LIBRARY_POINTS),--points $(LIBRARY_POINTS)) $(LIBRARY_DATA)
 
 # The 30 minutes: the recipe trained for BUDGET_MINUTES on the library, scored on test and the three held-out books.
 library-budget: setup library-mirror  ## the library recipe for BUDGET_MINUTES, scored on test and the held-out books
