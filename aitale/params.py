@@ -171,9 +171,7 @@ class SplitParams(Strict):
 
 
 class ThemeTaggerParams(Strict):
-    threshold: float = Field(
-        gt=0, lt=1, description="a book story gets a theme whose predicted probability reaches this"
-    )
+    share: float = Field(gt=0, lt=1, description="a book story gets a theme where it ranks in this top share for it")
     min_stories: PositiveInt = Field(description="themes of fewer custom stories are never predicted")
     most: PositiveInt = Field(description="at most this many themes per story, the likeliest")
 
