@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
+import stages  # noqa: F401  (before anything loads torch: the tests compute as a stage does, aitale/machine.py)
 from tests.helpers import (
     REPO,
     git_commit,
