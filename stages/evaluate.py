@@ -30,8 +30,10 @@ from aitale import cli
 from aitale.data.labels import AGE_GROUPS
 from aitale.data.structure import prompt, request_and_story
 from aitale.errors import ParamsError, SourceError
-from aitale.evaluation import narrative
 from aitale.evaluation.corruptions import default_checks, validate
+from aitale.evaluation.narrative.arc import sentiment_arc
+from aitale.evaluation.narrative.creativity import distinct_n
+from aitale.evaluation.narrative.diversity import self_bleu
 from aitale.evaluation.overlap import overlap_scores, split_story
 from aitale.evaluation.perplexity import Score, score_stories, score_texts, torch_logits
 from aitale.evaluation.samples_page import write_samples
@@ -127,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             "references": mean_metrics(references, story_metrics),
         },
         "diversity": {
-            "self_bleu": round(narrative.self_bleu(generated), 3),
-            "distinct_2": round(fmean(narrative.distinct_n(s, 2) for s in generated), 4),
+            "self_bleu": round(self_bleu(generated), 3),
+            "distinct_2": round(fmean(distinct_n(s, 2) for s in generated), 4),
         },
         "screen_pass_rate": pass_rates(screen, generated),
         "validation": validate(references, screen=screen, unsafe=unsafe, seed=generate.seed),
@@ -288,7 +290,7 @@ def write_plots(folder: Path, continuations, story_metrics, by_collection, gener
         rows += [(f"{collection} / {name}", value) for name, value in mean_metrics(texts, story_metrics).items()]
     write_csv(folder / "metrics_by_collection.csv", rows)
     for name, texts in (("samples", generated), ("references", references)):
-        arcs = [narrative.sentiment_arc(t) for t in texts]
+        arcs = [sentiment_arc(t) for t in texts]
         mean_arc = [round(fmean(points), 4) for points in zip(*arcs)]
         write_csv(folder / f"arc_{name}.csv", [("segment", "sentiment")] + list(enumerate(mean_arc, start=1)))
 

@@ -27,8 +27,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from aitale.data.text import paragraphs, split_sentences
-from aitale.evaluation import narrative
-from aitale.evaluation.narrative import characters
+from aitale.evaluation.narrative.age import age_appropriateness
+from aitale.evaluation.narrative.arc import arc_consistency
+from aitale.evaluation.narrative.characters import character_consistency, characters
+from aitale.evaluation.narrative.coherence import coherence
+from aitale.evaluation.narrative.creativity import creativity
 
 log = logging.getLogger(__name__)
 
@@ -149,14 +152,14 @@ def default_checks(screen=None, unsafe: Sequence[str] = ()) -> dict[str, tuple[M
     """Each narrative metric with the corruption it should notice (age_appropriateness only with a ``screen``
     and ``unsafe`` passages to splice in)."""
     checks: dict[str, tuple[Metric, Corruption]] = {
-        "coherence": (narrative.coherence, shuffle_sentences),
-        "arc_consistency": (narrative.arc_consistency, swap_halves),
-        "character_consistency": (narrative.character_consistency, swap_names),
-        "creativity": (narrative.creativity, loop_paragraph),
+        "coherence": (coherence, shuffle_sentences),
+        "arc_consistency": (arc_consistency, swap_halves),
+        "character_consistency": (character_consistency, swap_names),
+        "creativity": (creativity, loop_paragraph),
     }
     if screen is not None:
         checks["age_appropriateness"] = (
-            lambda text: narrative.age_appropriateness(text, screen),
+            lambda text: age_appropriateness(text, screen),
             splice_unsafe(unsafe),
         )
     return checks
