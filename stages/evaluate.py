@@ -30,7 +30,8 @@ from aitale import cli
 from aitale.data.labels import AGE_GROUPS
 from aitale.data.structure import prompt, request_and_story
 from aitale.errors import ParamsError, SourceError
-from aitale.evaluation.corruptions import default_checks, validate
+from aitale.evaluation import metrics as registry
+from aitale.evaluation.corruptions import validate
 from aitale.evaluation.narrative.arc import sentiment_arc
 from aitale.evaluation.narrative.creativity import distinct_n
 from aitale.evaluation.narrative.diversity import self_bleu
@@ -268,8 +269,8 @@ def control_accuracy(writer: Writer, params, generate, classifiers: str, screen:
 
 
 def metric_functions(screen: Screen) -> dict:
-    """The narrative metrics by name (each validated against its corruption by ``validate``)."""
-    return {name: metric for name, (metric, _) in default_checks(screen).items()}
+    """Every story metric by name (``aitale.evaluation.metrics``: what the judge reports too)."""
+    return registry.story_metrics(screen)
 
 
 def mean_metrics(texts: list[str], story_metrics: dict) -> dict[str, float]:

@@ -1,4 +1,11 @@
-"""Age appropriateness: how suitable a text is for young readers, in [0, 1]."""
+"""Age appropriateness: how suitable a text is for young readers, in [0, 1].
+
+A reading-grade score 1 / (1 + exp((grade - 6) / 2)) of the Flesch-Kincaid grade (``reading_grade``; 0.5 at
+grade 6) times a content score, 1 - the content screen's mean passage score for the age group
+(``aitale.safety``: each passage's highest category score, 1 where a rule hits it). An easier text and
+gentler content both raise it. Not a headline metric: no shuffle of a story's words changes its grade or its
+content, so it cannot rank the quality ladder (``aitale.evaluation.metrics``).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,20 @@
-"""Arc consistency: how closely a story follows the fairy-tale arc, in (-1, 1); and its valence curve."""
+"""Arc consistency: how closely a story follows the fairy-tale arc, in [0, 1]; half of it is grammar.
+
+``fit`` in (-1, 1) is (opening + closing + 0.5 * valence arc) / 2.5; ``measure`` maps it to [0, 1].
+Opening: where the first sentence ranks among all the story's sentences (1 above all, -1 below all, ties
+half) by the marks of a tale's first sentence: it does not go on from before, it introduces, it holds an
+opening formula ("once", "long ago", "there lived"), it is narration, its first word is "a", "an", "once",
+"there" or "long", it brings in with "a" someone named three times or more, and no he/she/they stands in its
+first six words. Closing: the same rank for the last sentence by the marks of a last sentence: a closing
+formula ("happily", "ever after", "to this day", "asleep"), timeless narration (no past tense outside
+dialogue: a moral, or a present-tense ending), and a full stop or exclamation rather than a question, colon
+or dash. Valence arc: each word's VADER valence (flipped and damped after a negation); resolution (the last
+15% of the words against the middle 30-70%), payoff (the emotional intensity of the last two sentences
+against the middle) and a settled opening (words of a world at rest, "once", "lived", "happy", "home", in
+the first 10% against the middle), each tanh-squashed: tanh((resolution + payoff + 2 * opening) / 2). A
+classic tale's halves hardly differ in lexicon sentiment, so the valence arc has half weight.
+``sentiment_arc`` is the per-segment valence behind it (the evaluate stage's arc plot).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +26,7 @@ from functools import cache, lru_cache
 import numpy as np
 
 from aitale.data.text import WORD, sentences
+from aitale.evaluation.grammar import with_grammar
 from aitale.evaluation.narrative.words import QUOTE, lower_words, opening, stem
 
 _NEGATIONS = frozenset(
@@ -84,10 +101,17 @@ _THIRD_PERSON = frozenset("he she they him her them his its their it".split())
 
 
 def arc_consistency(text: str) -> float:
-    """Fit to the fairy-tale arc, in (-1, 1): it opens like a tale, closes like one, and its valence follows.
+    """Fit to the fairy-tale arc, in [0, 1]: half the fit (``measure``), half grammar."""
+    return with_grammar(measure(text), text)
 
-    See the module docstring: (opening + closing + 0.5 * valence arc) / 2.5.
-    """
+
+def measure(text: str) -> float:
+    """The fit to the arc, (``fit`` + 1) / 2, in [0, 1]: 0.5 for a story of one sentence."""
+    return (fit(text) + 1) / 2
+
+
+def fit(text: str) -> float:
+    """(opening + closing + 0.5 * valence arc) / 2.5, in (-1, 1); 0 for a story of one sentence."""
     sents = sentences(text)
     if len(sents) < 2:
         return 0.0

@@ -1,4 +1,18 @@
-"""Character consistency: whether the named characters are mentioned consistently through a story, in [0, 1]."""
+"""Character consistency: whether a story's characters are introduced, kept on stage and told apart, in [0, 1];
+half of it is grammar.
+
+Names are capitalised words used as names ("Puff", "Grandma Nell", "the Wolf" of a fable); a run of them
+counts under its last word. ``measure`` is a weighted mean of: continuity (2), ``neighbour_share`` over each
+sentence's names, recurring roles ("the fox", met as "the X" three times or more) and he/she/they of the
+narration, so a character in one sentence is in the next ones too; introduction (1), of the recurring nouns
+met as "a X" and "the X", the share introduced before being referred back to; and, with a named character,
+persistence (2), the mention-weighted span from each name's first to last mention as a share of the story;
+gender agreement (1), in narration naming one character, the he/she pronouns that follow agree for that
+character (|he - she| / (votes + 1)); and identity (3), each character's neighbouring words (title, the words
+before and after, pronoun gender, nearby content words) are more like the same character's on the other side
+of a split (at a third, half and two thirds) than like another character's. Persistence and identity notice
+a name swapped partway (``swap_names``); continuity and introduction notice sentences out of order.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +24,8 @@ from functools import lru_cache
 import numpy as np
 
 from aitale.data.text import WORD, paragraphs, split_sentences
-from aitale.evaluation.narrative.words import QUOTE, STOPWORDS, stem
+from aitale.evaluation.grammar import with_grammar
+from aitale.evaluation.narrative.words import QUOTE, STOPWORDS, given_before_new, neighbour_share, stem
 
 # Capitalised words that are not names: function words, interjections, calendar words, forms of address.
 _NOT_NAMES = frozenset(
@@ -24,6 +39,12 @@ Thank Please Dear Hush Hurrah Hello Goodbye Ha Ho Oho Aha Hm Hmm Mamma Papa Moth
 )
 _MALE = frozenset({"he", "him", "his", "himself"})
 _FEMALE = frozenset({"she", "her", "hers", "herself"})
+_PRONOUN_OF = (
+    dict.fromkeys(_MALE, "@he")
+    | dict.fromkeys(_FEMALE, "@she")
+    | dict.fromkeys(("they", "them", "their", "themselves"), "@they")
+)
+_ROLE_MENTIONS = 3  # a noun met this often is one of the story's recurring people or things
 
 
 @dataclass(frozen=True)
@@ -113,13 +134,47 @@ def characters(text: str) -> Characters:
 
 
 def character_consistency(text: str) -> float:
-    """Named characters mentioned consistently through the story, in [0, 1] (see the module docstring)."""
+    """Characters introduced, kept on stage and told apart (``measure``), half of it; the other half grammar."""
+    return with_grammar(measure(text), text)
+
+
+def measure(text: str) -> float:
+    """The weighted mean of the module docstring's parts, in [0, 1]; the last three only with a named character."""
     cast = characters(text)
-    if not cast.mentions:
-        return 0.5
-    spread, evenness = _persistence(cast)
-    parts = (2 * spread, evenness, _gender_agreement(cast), 2 * (1 + _identity(cast)) / 2)
-    return float(sum(parts) / 6)
+    parts = [(2.0, _continuity(cast)), (1.0, given_before_new(text, _ROLE_MENTIONS))]
+    if cast.mentions:
+        span, _ = _persistence(cast)
+        parts += [(2.0, span), (1.0, _gender_agreement(cast)), (3.0, (1 + _identity(cast)) / 2)]
+    return sum(weight * value for weight, value in parts) / sum(weight for weight, _ in parts)
+
+
+def _continuity(cast: Characters) -> float:
+    """Whether the characters in one sentence are in the next ones too (``neighbour_share`` over each sentence's
+    names, recurring roles ("the fox") and he/she/they of the narration)."""
+    roles = _roles(cast.tokens)
+    units: list[set[str]] = [set() for _ in cast.tokens]
+    for m in cast.mentions:
+        units[m.sentence].add(m.name)
+    for i, (sentence, quoted) in enumerate(zip(cast.tokens, cast.quoted)):
+        for j, word in enumerate(sentence):
+            lowered = word.lower()
+            if quoted[j]:
+                continue
+            if lowered in _PRONOUN_OF:
+                units[i].add(_PRONOUN_OF[lowered])
+            elif j and sentence[j - 1].lower() == "the" and stem(lowered) in roles:
+                units[i].add("role:" + stem(lowered))
+    return neighbour_share(units)
+
+
+def _roles(tokens: tuple[tuple[str, ...], ...]) -> frozenset[str]:
+    """Lower-case nouns met as "the X" three times or more: the fox, the king, the old woman's "woman"."""
+    counts: Counter[str] = Counter()
+    for sentence in tokens:
+        for before, word in zip(sentence, sentence[1:]):
+            if before.lower() == "the" and word[:1].islower() and word not in STOPWORDS and len(word) > 2:
+                counts[stem(word)] += 1
+    return frozenset(word for word, k in counts.items() if k >= _ROLE_MENTIONS)
 
 
 def _persistence(cast: Characters) -> tuple[float, float]:

@@ -1,4 +1,12 @@
-"""Creativity: varied rather than repetitive language, in [0, 1]; distinct-n and the repetition rate."""
+"""Creativity: creative language usage, in [0, 1]; half of it is grammar.
+
+``variety``: the mean of distinct-1, -2 and -3 (unique over all n-grams) over every window of 100
+consecutive n-grams (a moving average, so a long story is not penalised for its length), times 1 -
+``repetition_rate`` (seq-rep-4: the share of word 4-grams repeating an earlier one, which loops and copied
+passages raise). Variety alone rates a story's words in random order as the most creative text of all, so
+``measure`` follows the usual definition of creativity, new and fitting: variety (cubed) times coherence's
+measure. ``distinct_n`` is the plain whole-text ratio.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from aitale.evaluation.grammar import with_grammar
+from aitale.evaluation.narrative import coherence
 from aitale.evaluation.narrative.words import lower_words
 
 _WINDOW = 100  # n-grams per moving window for the length-robust distinct-n of ``creativity``
@@ -29,13 +39,28 @@ def repetition_rate(text: str) -> float:
 
 
 def creativity(text: str) -> float:
-    """Moving-window distinct-1/2/3 times (1 - repetition rate), in [0, 1] (see the module docstring)."""
+    """Creative language, in [0, 1]: half ``measure`` (varied language that hangs together), half grammar."""
+    return with_grammar(measure(text), text)
+
+
+def measure(text: str) -> float:
+    """``variety`` cubed times coherence's own measure, in [0, 1]: new words that still hang together.
+
+    Cubed so that a loop costs more variety than the coherence it adds (a repeated paragraph raises the
+    similarity of neighbouring sentences): with variety to the first power, 80-90% of looped stories score
+    below their original; cubed, 97% or more.
+    """
+    return variety(text) ** 3 * coherence.measure(text)
+
+
+def variety(text: str) -> float:
+    """Moving-window distinct-1/2/3 times (1 - repetition rate), in [0, 1]; 0 for a text without words."""
     words = lower_words(text)
     if not words:
         return 0.0
     ids = _word_ids(words)
-    variety = [_moving_distinct(_ngram_ids(ids, n), _WINDOW) for n in (1, 2, 3) if len(words) >= n]
-    return float(np.mean(variety)) * (1.0 - repetition_rate(text))
+    distinct = [_moving_distinct(_ngram_ids(ids, n), _WINDOW) for n in (1, 2, 3) if len(words) >= n]
+    return float(np.mean(distinct)) * (1.0 - repetition_rate(text))
 
 
 def _word_ids(words: Sequence[str]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Diversity of a set of stories: self-BLEU."""
+"""Diversity of a set of stories: self-BLEU (lower: a more diverse set)."""
 
 from __future__ import annotations
 
@@ -39,28 +39,10 @@ def self_bleu(texts: Sequence[str]) -> float:
             grams[ends] = np.unique(pairs, return_inverse=True)[1]
         valid = grams >= 0 if order > 1 else np.ones(len(grams), dtype=bool)
         keys, counts = np.unique(grams[valid] * count + owner[valid], return_counts=True)
-        if not keys.size:
-            continue
-        gram_of, text_of = keys // count, keys % count
-        # per n-gram: the highest count, the text holding it, and the second-highest count
-        ranked = np.lexsort((-counts, gram_of))
-        first = np.r_[True, gram_of[ranked][1:] != gram_of[ranked][:-1]]
-        top_rows = ranked[first]
-        second_rows = ranked[1:][~first[1:]]  # includes third and later; keep the first per n-gram
-        second_rows = (
-            second_rows[np.r_[True, gram_of[second_rows][1:] != gram_of[second_rows][:-1]]]
-            if second_rows.size
-            else second_rows
-        )
-        size = int(gram_of.max()) + 1
-        top_count, top_text, second = np.zeros(size, np.int64), np.full(size, -1), np.zeros(size, np.int64)
-        top_count[gram_of[top_rows]] = counts[top_rows]
-        top_text[gram_of[top_rows]] = text_of[top_rows]
-        second[gram_of[second_rows]] = counts[second_rows]
-        tops, holders, seconds = top_count[gram_of], top_text[gram_of], second[gram_of]
-        available = np.where(holders == text_of, seconds, tops)
-        np.add.at(correct[:, order - 1], text_of, np.minimum(counts, available))
-        np.add.at(total[:, order - 1], text_of, counts)
+        if keys.size:
+            text_of, clipped = _clipped(keys, counts, count)
+            np.add.at(correct[:, order - 1], text_of, clipped)
+            np.add.at(total[:, order - 1], text_of, counts)
     scores = []
     for index, length in enumerate(lengths):
         others = lengths[:index] + lengths[index + 1 :]
@@ -76,3 +58,23 @@ def self_bleu(texts: Sequence[str]) -> float:
             ).score
         )
     return float(np.mean(scores))
+
+
+def _clipped(keys: np.ndarray, counts: np.ndarray, texts: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per (n-gram, text) key (n-gram * texts + text) and its count: the text, and the count clipped to the
+    most any *other* text holds (BLEU's clipping against every other text as a reference)."""
+    gram_of, text_of = keys // texts, keys % texts
+    # per n-gram: the highest count, the text holding it, and the second-highest count
+    ranked = np.lexsort((-counts, gram_of))
+    first = np.r_[True, gram_of[ranked][1:] != gram_of[ranked][:-1]]
+    top_rows = ranked[first]
+    second_rows = ranked[1:][~first[1:]]  # includes third and later; keep the first per n-gram
+    if second_rows.size:
+        second_rows = second_rows[np.r_[True, gram_of[second_rows][1:] != gram_of[second_rows][:-1]]]
+    size = int(gram_of.max()) + 1
+    top_count, top_text, second = np.zeros(size, np.int64), np.full(size, -1), np.zeros(size, np.int64)
+    top_count[gram_of[top_rows]] = counts[top_rows]
+    top_text[gram_of[top_rows]] = text_of[top_rows]
+    second[gram_of[second_rows]] = counts[second_rows]
+    available = np.where(top_text[gram_of] == text_of, second[gram_of], top_count[gram_of])
+    return text_of, np.minimum(counts, available)
