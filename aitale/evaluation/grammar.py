@@ -13,7 +13,9 @@ exclamation. Sentences of one word are left out (Link Grammar accepts almost any
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
+import logging
 import sys
 from functools import cache, lru_cache
 from pathlib import Path
@@ -25,6 +27,7 @@ from aitale.data.text import WORD, sentences
 DEBIAN_PACKAGES = Path("/usr/lib/python3/dist-packages")
 LINKAGES = 1000  # link-parser's default: the linkages drawn (seeded) when a sentence has more
 MIN_WORDS = 2
+log = logging.getLogger(__name__)
 
 
 class GrammarUnavailable(RuntimeError):
@@ -39,7 +42,7 @@ def _binding():
         spec = importlib.util.spec_from_file_location(
             "linkgrammar", folder / "__init__.py", submodule_search_locations=[str(folder)]
         )
-        if spec is None:
+        if spec is None or not (folder / "__init__.py").is_file():
             raise GrammarUnavailable(
                 f"Link Grammar's Python binding is not installed (no {folder}): run `make system-deps` "
                 "(Debian: apt-get install link-grammar liblink-grammar5 python3-link-grammar)"
@@ -57,8 +60,11 @@ def _binding():
 
 @cache
 def _parser():
-    """The English dictionary and the parse options (verbosity 0 first: it also quiets the dictionary's loading)."""
+    """The English dictionary and the parse options; Link Grammar's messages go to this module's log."""
     lg = _binding()
+    # Its default handler prints to stdout (a missing locale, say), which would mix with a command's output.
+    lg.LG_Error.set_handler(lambda error, _: log.debug("link-grammar: %s", error.formatmsg().strip()))
+    atexit.register(_parser.cache_clear)  # free the dictionary while the binding is still loaded
     options = lg.ParseOptions(
         verbosity=0, min_null_count=0, max_null_count=0, linkage_limit=LINKAGES, spell_guess=0, max_parse_time=-1
     )
