@@ -5,7 +5,7 @@ PYTHON ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: setup repro check lint system-deps test audit bench queue review human-eval-sheet human-eval-score story serve clean
+.PHONY: setup repro check lint system-deps test audit bench seed-spread queue review human-eval-sheet human-eval-score story serve clean
 
 setup: $(VENV)/.installed
 
@@ -57,9 +57,14 @@ bench: repro  ## speed and quality benchmarks, each against a baseline run along
 	python -m benchmarks.generation_speed
 	python -m benchmarks.noop_repro
 	python -m benchmarks.safety_books  # what the screen removes from the ten books, against the old filter
+	python -m benchmarks.quality_ladder  # each story metric on tales, shuffled and babbled: the headline's ladder
 	python -m pytest -m slow  # a clean clone's full `dvc repro` gives the committed dvc.lock
 	python -m pytest -m container  # the server's image built with podman, run, and asked for a story
 	$(MAKE) --no-print-directory books-budget  # 30 minutes of the books recipe
+
+SEEDS ?= 1 2 3
+seed-spread: setup system-deps  ## train and evaluate under SEEDS (queued dvc exp runs): the noise make review marks
+	python -m benchmarks.seed_spread --seeds $(SEEDS)
 
 JOBS ?= 2
 queue: setup  ## run the queued experiments (`dvc exp run --queue ...`), JOBS at a time

@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 from aitale.data.gutenberg import parse_book
-from aitale.data.text import word_count
+from aitale.data.text import WORD, sentences, word_count
+from aitale.evaluation import grammar
 from aitale.evaluation.judge import TextsError, read_texts
 from aitale.evaluation.ladder import GOAL, RUNGS, climb
 from aitale.evaluation.metrics import BESIDE, HEADLINE, screenless_metrics, story_metrics
@@ -75,6 +76,28 @@ def model_rungs(specs: list[str]) -> dict[str, list[str]]:
     return found
 
 
+def grammar_speed(texts: list[str], count: int = 300) -> dict:
+    """Link Grammar's verdicts on the first ``count`` sentences of ``texts``: the binding (in this process, no
+    cache) against ``link-parser`` (one batch-mode process for all), ms per sentence and agreement."""
+    chosen = [s for text in texts for s in sentences(text) if len(WORD.findall(s)) >= grammar.MIN_WORDS][:count]
+    started = time.perf_counter()
+    grammar._parser()  # the dictionary, loaded once per process
+    loaded = time.perf_counter()
+    binding = [grammar.parses.__wrapped__(s) for s in chosen]
+    parsed = time.perf_counter()
+    program = grammar.link_parser_verdicts(chosen)
+    done = time.perf_counter()
+    return {
+        "sentences": len(chosen),
+        "words_per_sentence": round(sum(len(WORD.findall(s)) for s in chosen) / len(chosen), 1),
+        "binding_ms_per_sentence": round(1000 * (parsed - loaded) / len(chosen), 2),
+        "binding_dictionary_seconds": round(loaded - started, 2),
+        "link_parser_ms_per_sentence": round(1000 * (done - parsed) / len(chosen), 2),
+        "same_verdicts": sum(a == b for a, b in zip(binding, program)),
+        "parsed": sum(binding),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", default=str(CORPUS), help="folder holding gutenberg/ and library/")
@@ -102,6 +125,8 @@ def main() -> None:
         }
         load.sample()
         print(f"{name}: " + ", ".join(f"{m} {r['tau']:.3f}" for m, r in report.items()))
+    speed = grammar_speed([t["text"] for t in sets["reporting"]])
+    print(f"grammar: {speed}")
     headline = {m: result["reporting"]["metrics"][m]["tau"] for m in HEADLINE}
     write_json(
         args.output,
@@ -114,6 +139,7 @@ def main() -> None:
             "model_rungs": list(models),
             "seed": SEED,
             **result,
+            "grammar_speed": speed,
             "seconds": round(time.perf_counter() - started, 1),
             "load_average": load.summary(),
             "machine": describe(),

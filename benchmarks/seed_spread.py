@@ -1,9 +1,10 @@
 """How far every metric moves when nothing but the training seed changes: what `make review` calls noise.
 
-Runs the pipeline up to ``evaluate`` (train, then evaluate, and whatever they need) once per seed with
-``dvc exp run evaluate -S train.seed=SEED`` (``--temp``: the workspace is left as it is), each run a named
-experiment (``seed-spread-SEED``, replaced when it exists), and reads every metric of each from ``dvc exp
-show --json``. The spread of a metric is the largest minus the smallest value over the seeds; a change
+Queues the pipeline up to ``evaluate`` (train, then evaluate, and whatever they need) once per seed with
+``dvc exp run evaluate --queue -S train.seed=SEED``, runs the queue (``--jobs`` at a time, each run in a
+temporary copy: the workspace is left as it is), each run a named experiment (``seed-spread-SEED``,
+replaced when it exists), and reads every metric of each from ``dvc exp show --json``.
+The spread of a metric is the largest minus the smallest value over the seeds; a change
 ``aitale.review`` sees that is smaller than it is marked noise. Metrics that are not numbers, or that
 some run lacks, are left out.
 
@@ -38,13 +39,24 @@ def dvc(*args: str, repo: Path) -> str:
     return result.stdout
 
 
-def run_seed(seed: int, overrides: list[str], repo: Path) -> float:
-    """One experiment; its seconds."""
-    name = NAME.format(seed=seed)
-    subprocess.run(["dvc", "exp", "remove", name], cwd=repo, capture_output=True)  # a previous run's, if any
+def run_seeds(seeds: list[int], overrides: list[str], jobs: int, repo: Path) -> float:
+    """One queued experiment per seed, run to the end; the seconds the queue took."""
+    for seed in seeds:
+        name = NAME.format(seed=seed)
+        subprocess.run(["dvc", "exp", "remove", name], cwd=repo, capture_output=True)  # a previous run's, if any
+        sets = [arg for value in [f"train.seed={seed}", *overrides] for arg in ("-S", value)]
+        dvc("exp", "run", "evaluate", "--queue", "--name", name, *sets, repo=repo)
     started = time.perf_counter()
-    sets = [arg for value in [f"train.seed={seed}", *overrides] for arg in ("-S", value)]
-    dvc("exp", "run", "evaluate", "--temp", "--name", name, *sets, repo=repo)
+    dvc("queue", "start", "-j", str(jobs), repo=repo)
+    names = {NAME.format(seed=seed) for seed in seeds}
+    while True:
+        time.sleep(5)
+        rows = [line.split() for line in dvc("queue", "status", repo=repo).splitlines()]
+        states = {row[1]: row[-1] for row in rows if len(row) >= 4 and row[1] in names}  # Task Name Created Status
+        if states and all(state in ("Success", "Failed") for state in states.values()):
+            break
+    if failed := sorted(name for name, state in states.items() if state == "Failed"):
+        raise SystemExit(f"{', '.join(failed)} failed: see `dvc queue logs NAME` in {repo}")
     return round(time.perf_counter() - started, 1)
 
 
@@ -89,12 +101,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="train seeds (default: 1 2 3)")
     parser.add_argument("-S", dest="overrides", action="append", default=[], help="another param for every run")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (default: %(default)s)")
     parser.add_argument("--repo", type=Path, default=REPO, help="the DVC project (default: this one)")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks/results/seed_spread.json")
     args = parser.parse_args()
     if len(set(args.seeds)) < 2:
         raise SystemExit("--seeds: at least two different seeds")
-    seconds = {seed: run_seed(seed, args.overrides, args.repo) for seed in args.seeds}
+    seconds = run_seeds(args.seeds, args.overrides, args.jobs, args.repo)
     names = [NAME.format(seed=seed) for seed in args.seeds]
     runs = experiment_metrics(names, args.repo)
     result = {

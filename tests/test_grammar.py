@@ -28,19 +28,8 @@ SENTENCES = [
 ]
 
 
-def link_parser_verdicts(sentences: list[str]) -> list[bool]:
-    """Whether ``link-parser`` (batch mode, spell guessing off, the metric's linkage limit) accepts each sentence."""
-    script = "!batch\n!echo\n" + "".join(f"{s}\n" for s in sentences)
-    command = ["link-parser", "en", "-graphics=0", "-spell=0", "-verbosity=0", f"-limit={grammar.LINKAGES}"]
-    result = subprocess.run(command, input=script, capture_output=True, text=True, check=True)
-    lines = result.stdout.splitlines()
-    echoed = [i for i, line in enumerate(lines) if line in sentences]
-    assert [lines[i] for i in echoed] == sentences, result.stdout
-    return [not (i + 1 < len(lines) and lines[i + 1].startswith("+++++ error")) for i in echoed]
-
-
 def test_each_verdict_is_link_parsers():
-    expected = link_parser_verdicts(SENTENCES)
+    expected = grammar.link_parser_verdicts(SENTENCES)  # link-parser's "+++++ error" lines, batch mode
     assert [grammar.parses(s) for s in SENTENCES] == expected
     assert True in expected and False in expected  # the sentences test both verdicts
     assert expected[0] and not expected[1]

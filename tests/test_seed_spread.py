@@ -1,4 +1,4 @@
-"""benchmarks/seed_spread.py on the tiny project: two train seeds through `dvc exp run`, and the spread review reads.
+"""benchmarks/seed_spread.py on the tiny project: two train seeds as queued `dvc exp run`s, and the spread review reads.
 
 Marked slow (two tiny trainings and evaluations): `make bench` runs it.
 """
@@ -28,6 +28,6 @@ def test_the_spread_of_each_metric_over_two_train_seeds(dvc_project, tmp_path):
     assert spread["metrics/train.json:val_loss"] > 0  # another seed, another model
     data = [value for key, value in spread.items() if key.startswith("metrics/data.json:")]
     assert data and not any(data)  # the data does not depend on the train seed
-    assert sh("git", "status", "--porcelain", cwd=repo) == ""  # --temp: the workspace is left alone
+    assert sh("git", "status", "--porcelain", cwd=repo) == ""  # queued runs: the workspace is left alone
     names = sh("dvc", "exp", "ls", "--name-only", cwd=repo).split()
     assert {"seed-spread-5", "seed-spread-6"} <= set(names)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import logging
+import subprocess
 import sys
 from functools import cache, lru_cache
 from pathlib import Path
@@ -96,3 +97,28 @@ def with_grammar(measure: float, text: str) -> float:
     without this half, a story's words shuffled inside each sentence score as well as the story.
     """
     return (measure + grammaticality(text)) / 2
+
+
+def link_parser_verdicts(sentences: list[str]) -> list[bool]:
+    """The same verdicts from Link Grammar's own program: ``link-parser`` in batch mode, one process for all of
+    ``sentences`` (one sentence each, on one line), spell guessing off and the same linkage limit.
+
+    In batch mode it prints "+++++ error N" after each sentence it cannot parse whole; echoing each
+    sentence first tells which. For checks and speed comparisons: the metric uses the binding.
+    """
+    lines = [" ".join(s.split()) for s in sentences]
+    command = ["link-parser", "en", "-graphics=0", "-spell=0", "-verbosity=0", f"-limit={LINKAGES}"]
+    script = "!batch\n!echo\n" + "".join(f"{line}\n" for line in lines)
+    try:
+        result = subprocess.run(command, input=script, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise GrammarUnavailable(f"link-parser failed ({err}): run `make system-deps`") from None
+    out = result.stdout.splitlines()
+    verdicts, k = [], 0
+    for i, line in enumerate(out):
+        if k < len(lines) and line == lines[k]:
+            verdicts.append(not (i + 1 < len(out) and out[i + 1].startswith("+++++ error")))
+            k += 1
+    if len(verdicts) != len(lines):
+        raise GrammarUnavailable(f"link-parser echoed {len(verdicts)} of {len(lines)} sentences")
+    return verdicts
