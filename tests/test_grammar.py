@@ -25,6 +25,8 @@ SENTENCES = [
     "think it was time that she should be married.",
     "Why bother about winter?",
     "Them you crust strawberry the.",
+    '* "Ah! dear Augustine!',  # a star first: to link-parser's batch mode, a sentence meant to fail
+    "!verbosity=3 is not a command here.",
 ]
 
 

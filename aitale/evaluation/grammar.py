@@ -104,9 +104,11 @@ def link_parser_verdicts(sentences: list[str]) -> list[bool]:
     ``sentences`` (one sentence each, on one line), spell guessing off and the same linkage limit.
 
     In batch mode it prints "+++++ error N" after each sentence it cannot parse whole; echoing each
-    sentence first tells which. For checks and speed comparisons: the metric uses the binding.
+    sentence first tells which. Each line starts with a space: at the start of a line "!" is a command,
+    "%" a comment and "*" marks a sentence expected to fail. For checks and speed comparisons: the metric
+    uses the binding.
     """
-    lines = [" ".join(s.split()) for s in sentences]
+    lines = [" " + " ".join(s.split()) for s in sentences]
     command = ["link-parser", "en", "-graphics=0", "-spell=0", "-verbosity=0", f"-limit={LINKAGES}"]
     script = "!batch\n!echo\n" + "".join(f"{line}\n" for line in lines)
     try:
