@@ -4,7 +4,7 @@ PYTHON ?= python3
 # Stages run as `python -m stages.X` under dvc: put the venv first on PATH for them.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro check lint deps system-deps test audit bench queue review human-eval-sheet human-eval-score story serve clean
+.PHONY: setup repro check lint deps system-deps test audit bench seed-spread queue review human-eval-sheet human-eval-score story serve clean
 
 setup: $(VENV)/.installed
 
@@ -14,7 +14,7 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	touch $@
 
-repro: setup  ## run the whole pipeline on params.yaml
+repro: setup system-deps  ## run the whole pipeline on params.yaml
 	dvc repro
 
 check: setup  ## validate every section of params.yaml (what `dvc repro` runs first)
@@ -27,14 +27,17 @@ lint: setup  ## ruff: lint and formatting (settings in pyproject.toml)
 deps: setup  ## after adding, moving or removing an import: rewrite each stage's code deps in dvc.yaml
 	python -m tests.dvc_deps --write
 
-# Debian packages the tests use: a real browser (and its driver) for the story page.
-SYSTEM_PACKAGES = chromium chromium-driver
-system-deps:  ## install the Debian packages the tests use, where apt-get can (else the page test is skipped)
+# Debian packages the pipeline and the tests use: Link Grammar (its program, library and Python binding) for
+# the grammar story metric (evaluate, stages.judge; aitale/evaluation/grammar.py loads Debian's binding into
+# the venv), and a real browser (and its driver) for the story page's test.
+SYSTEM_PACKAGES = link-grammar liblink-grammar5 python3-link-grammar chromium chromium-driver
+system-deps:  ## install the Debian packages the pipeline and tests use, where apt-get can (else says what is missing)
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	else echo "missing Debian packages: $$missing (the page test is skipped without them)"; fi
+	else echo "missing Debian packages: $$missing (without link-grammar the grammar metric fails;" \
+		"without chromium the page test is skipped)"; fi
 
 # Two workers (pytest-xdist), each test file on one: most of a test's time is one core's (a stage's
 # imports, dvc), so two run side by side on a 2-core machine; tests/conftest.py builds the shared
@@ -57,9 +60,14 @@ bench: repro  ## speed and quality benchmarks, each against a baseline run along
 	python -m benchmarks.noop_repro
 	python -m benchmarks.safety_books  # what the screen removes from the ten books, against the old filter
 	python -m benchmarks.library_prepare  # prepare on the 87-book library: time and byte identity, the ten books alongside
+	python -m benchmarks.quality_ladder  # each story metric on tales, shuffled and babbled: the headline's ladder
 	python -m pytest -m slow  # a clean clone's full `dvc repro` gives the committed dvc.lock
 	python -m pytest -m container  # the server's image built with podman, run, and asked for a story
 	$(MAKE) --no-print-directory books-budget  # 30 minutes of the books recipe
+
+SEEDS ?= 1 2 3
+seed-spread: setup system-deps  ## train and evaluate under SEEDS (queued dvc exp runs): the noise make review marks
+	python -m benchmarks.seed_spread --seeds $(SEEDS)
 
 JOBS ?= 2
 queue: setup  ## run the queued experiments (`dvc exp run --queue ...`), JOBS at a time
@@ -69,11 +77,14 @@ BASE ?= main
 review: setup  ## params, metrics and plots changed against $(BASE), as Markdown: make review BASE=origin/main
 	python -m aitale.reporting.review --base $(BASE) --output review.md --plots-dir review-plots
 
-human-eval-sheet: setup  ## blind rating sheet: current model against human_eval.baseline
-	python -m stages.human_eval sheet --model models/storyteller --output-dir human_eval/sheet
+# More sources for the sheet, each NAME=PATH of JSON-lines stories (id, text, title): real stories, other models' samples.
+TEXTS ?=
+human-eval-sheet: setup  ## blind rating sheet: the model, human_eval.baseline and TEXTS="real=a.jsonl early=b.jsonl"
+	python -m stages.human_eval sheet --model models/storyteller --output-dir human_eval/sheet \
+		$(foreach source,$(TEXTS),--texts $(source))
 
 RATINGS ?= human_eval/ratings/*.csv
-human-eval-score: setup  ## aggregate completed sheets: make human-eval-score RATINGS="a.csv b.csv"
+human-eval-score: setup system-deps  ## scores, raters' alpha, metric correlations: make human-eval-score RATINGS="a.csv b.csv"
 	python -m stages.human_eval score --ratings $(RATINGS) --key human_eval/sheet/key.json \
 		--output metrics/human_eval.json
 

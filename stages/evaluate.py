@@ -31,8 +31,11 @@ from transformers import AutoTokenizer
 from aitale import cli
 from aitale.data.structure import prompt, request_and_story
 from aitale.errors import ParamsError, SourceError
-from aitale.evaluation import narrative
-from aitale.evaluation.corruptions import default_checks, validate
+from aitale.evaluation import metrics as registry
+from aitale.evaluation.corruptions import validate
+from aitale.evaluation.narrative.arc import sentiment_arc
+from aitale.evaluation.narrative.creativity import distinct_n
+from aitale.evaluation.narrative.diversity import self_bleu
 from aitale.evaluation.overlap import overlap_scores, split_story
 from aitale.evaluation.perplexity import Score, score_stories, score_texts, torch_logits
 from aitale.evaluation.samples_page import write_samples
@@ -131,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             "references": mean_metrics(references, story_metrics),
         },
         "diversity": {
-            "self_bleu": round(narrative.self_bleu(generated), 3),
-            "distinct_2": round(fmean(narrative.distinct_n(s, 2) for s in generated), 4),
+            "self_bleu": round(self_bleu(generated), 3),
+            "distinct_2": round(fmean(distinct_n(s, 2) for s in generated), 4),
         },
         "screen_pass_rate": pass_rates(screen, generated),
         "validation": validate(references, screen=screen, unsafe=unsafe, seed=seed),
@@ -272,8 +275,8 @@ def control_accuracy(writer: Writer, params, seed: int, classifiers: str, screen
 
 
 def metric_functions(screen: Screen) -> dict:
-    """The narrative metrics by name (each validated against its corruption by ``validate``)."""
-    return {name: metric for name, (metric, _) in default_checks(screen).items()}
+    """Every story metric by name (``aitale.evaluation.metrics``: what the judge reports too)."""
+    return registry.story_metrics(screen)
 
 
 def mean_metrics(texts: list[str], story_metrics: dict) -> dict[str, float]:
@@ -294,7 +297,7 @@ def write_plots(folder: Path, continuations, story_metrics, by_collection, gener
         rows += [(f"{collection} / {name}", value) for name, value in mean_metrics(texts, story_metrics).items()]
     write_csv(folder / "metrics_by_collection.csv", rows)
     for name, texts in (("samples", generated), ("references", references)):
-        arcs = [narrative.sentiment_arc(t) for t in texts]
+        arcs = [sentiment_arc(t) for t in texts]
         mean_arc = [round(fmean(points), 4) for points in zip(*arcs)]
         write_csv(folder / f"arc_{name}.csv", [("segment", "sentiment")] + list(enumerate(mean_arc, start=1)))
 

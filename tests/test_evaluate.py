@@ -7,7 +7,7 @@ import pytest
 
 from tests.helpers import REPO, run_stage, tiny_params
 
-NARRATIVE = {"coherence", "arc_consistency", "character_consistency", "age_appropriateness", "creativity"}
+NARRATIVE = {"coherence", "arc_consistency", "character_consistency", "age_appropriateness", "creativity", "grammar"}
 
 
 def evaluate(run, data, screen, config, output_dir):

@@ -18,6 +18,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from aitale.data.stories import load_stories
 from aitale.evaluation.human import RatingsError, Sample, read_ratings, sheet_html
+from aitale.evaluation.ladder import rungs
 from aitale.generation.config import generation_config
 from aitale.modeling.tokenizer import train_bpe
 from aitale.params import GenerateParams, load_section
@@ -417,3 +418,120 @@ def test_help_lists_both_commands_and_the_params():
         result = run_stage("human_eval", command, "--help")
         assert result.returncode == 0 and option in result.stdout and "--config" in result.stdout
         assert "--baseline VALUE" in result.stdout and "(now: 5)" in result.stdout  # human_eval.scale_max
+
+
+# --- many sources, agreement and the metrics against the ratings --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big_sheet(tmp_path_factory, models):
+    """The two models' 4 stories, 20 real stories and 20 babbles of other real stories: 44, from four sources."""
+    model, baseline = models
+    root = tmp_path_factory.mktemp("big-sheet")
+    stories = load_stories(REPO / "data/stories")
+    real = [{"id": s.id, "text": s.text, "title": s.title} for s in stories[:20]]
+    babble = [{"id": s.id, "text": rungs(s.text, 1)["babble"], "title": s.title} for s in stories[20:40]]
+    for name, rows in (("real", real), ("babble", babble)):
+        (root / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    config = params(root, baseline)
+    texts = ["--texts", f"real={root / 'real.jsonl'}", "--texts", f"babble={root / 'babble.jsonl'}"]
+    result = make_sheet(model, root / "human", config, *texts)
+    assert result.returncode == 0, result.stderr
+    return root / "human", config, {r["text"] for r in real}
+
+
+def test_a_sheet_holds_real_stories_and_several_sources_blind(big_sheet):
+    folder, _, real = big_sheet
+    rows = read_rows(folder / "sheet.csv")
+    key = json.loads((folder / "key.json").read_text())
+    assert len(rows) == 44 and [r["sample_id"] for r in rows] == sorted(key) and rows[-1]["sample_id"] == "S44"
+    labels = [key[r["sample_id"]]["label"] for r in rows]
+    assert sorted(set(labels)) == ["babble", "baseline", "model", "real"]
+    assert labels.count("real") == 20 and labels.count("model") == 2
+    assert labels[:20] != sorted(labels[:20]) and labels != ["model", "model"] + labels[2:]  # shuffled
+    assert {r["story"] for r in rows if key[r["sample_id"]]["label"] == "real"} == real
+    for name in ("sheet.csv", "sheet.html", "README.md"):
+        text = (folder / name).read_text(encoding="utf-8")
+        assert "babble" not in text and "real.jsonl" not in text, name
+
+
+def test_sources_need_their_own_names_and_readable_files(models, tmp_path):
+    model, baseline = models
+    config = params(tmp_path, baseline)
+    (tmp_path / "bad.jsonl").write_text('{"id": 1}\n')
+    result = make_sheet(model, tmp_path / "out", config, "--texts", f"bad={tmp_path / 'bad.jsonl'}")
+    assert result.returncode == 2 and "line 1: missing text" in result.stderr
+    (tmp_path / "ok.jsonl").write_text('{"id": 1, "text": "A fox ran home."}\n')
+    result = make_sheet(model, tmp_path / "out", config, "--texts", f"model={tmp_path / 'ok.jsonl'}")
+    assert result.returncode == 2 and "its own name" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def three_raters(folder: Path) -> list[list[dict]]:
+    """Real stories rated 4-5, the rest 1-2; the raters differ by a point here and there."""
+    key = json.loads((folder / "key.json").read_text())
+    raters = []
+    for k, name in enumerate(("Ann", "Bob", "Cy")):
+        rows = []
+        for i, row in enumerate(read_rows(folder / "sheet.csv")):
+            good = key[row["sample_id"]]["label"] == "real"
+            base = 4 if good else 1
+            scores = {c: str(base + (i + j + k) % 2) for j, c in enumerate(CRITERIA)}
+            rows.append({**row, **scores, "rater": name})
+        raters.append(rows)
+    return raters
+
+
+def test_score_reports_the_raters_agreement_and_each_metric_against_the_mean_rating(big_sheet, tmp_path):
+    import krippendorff
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from aitale.evaluation.metrics import HEADLINE, screenless_metrics
+
+    folder, config, _ = big_sheet
+    raters = three_raters(folder)
+    files = [write_rows(tmp_path / f"r{k}.csv", rows) for k, rows in enumerate(raters)]
+    result = score(files, folder / "key.json", tmp_path / "human_eval.json", config)
+    assert result.returncode == 0, result.stderr
+    found = json.loads((tmp_path / "human_eval.json").read_text())
+    assert set(found["models"]) == {"model", "baseline", "real", "babble"}
+    assert found["models"]["real"]["overall"]["mean"] > 4 > 2 > found["models"]["babble"]["overall"]["mean"]
+
+    agreement = found["agreement"]
+    assert agreement["raters"] == 3
+    for c in CRITERIA:  # the reference implementation, on the raters x stories grid
+        grid = np.array([[float(row[c]) for row in rows] for rows in raters])
+        expected = krippendorff.alpha(
+            reliability_data=grid, level_of_measurement="ordinal", value_domain=[1, 2, 3, 4, 5]
+        )
+        assert agreement["alpha"][c] == pytest.approx(expected, abs=1e-4)
+    assert agreement["alpha"]["overall"] > 0.8  # the real stories apart from the rest, by every rater
+
+    correlation = found["metric_correlation"]
+    assert correlation["stories"] == 44
+    stories = {row["sample_id"]: row["story"] for row in read_rows(folder / "sheet.csv")}
+    ids = sorted(stories)
+    mean = [np.mean([np.mean([float(rows[i][c]) for c in CRITERIA]) for rows in raters]) for i in range(44)]
+    for name, metric in screenless_metrics().items():
+        entry = correlation["spearman"][name]
+        assert entry["headline"] == (name in HEADLINE)
+        rho = spearmanr([metric(stories[i]) for i in ids], mean).statistic
+        assert entry["rho"] == pytest.approx(rho, abs=1e-4)
+    for name in HEADLINE:  # every headline metric puts the real stories above the babble, as the raters do
+        assert correlation["spearman"][name]["rho"] > 0.6, name
+
+
+def test_agreement_is_one_when_raters_agree_and_null_for_a_single_rater(big_sheet, tmp_path):
+    folder, config, _ = big_sheet
+    same = three_raters(folder)[0]
+    files = [
+        write_rows(tmp_path / "ann.csv", same),
+        write_rows(tmp_path / "bob.csv", [{**r, "rater": "Bob"} for r in same]),
+    ]
+    result = score(files, folder / "key.json", tmp_path / "two.json", config)
+    assert result.returncode == 0, result.stderr
+    assert set(json.loads((tmp_path / "two.json").read_text())["agreement"]["alpha"].values()) == {1.0}
+    result = score(files[:1], folder / "key.json", tmp_path / "one.json", config)
+    alpha = json.loads((tmp_path / "one.json").read_text())["agreement"]["alpha"]
+    assert result.returncode == 0 and set(alpha.values()) == {None}

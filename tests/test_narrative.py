@@ -4,7 +4,8 @@ The requirement: on test-like sets of real stories (the stories of three referen
 503 Blue Fairy Book, 2591 Grimm and 28 Aesop, pooled; and the custom stories) each metric
 scores the real story above its corrupted copy in at least 90% of the stories its
 corruption can change. The corpus's other seven books, on which the metrics' cues were
-compared while they were designed, are held to the same rate.
+compared while they were designed, are held to the same rate. A metric with a grammar half is
+checked by its own ``measure`` (the corruptions keep every sentence, so the grammar half stays).
 """
 
 import random
@@ -17,7 +18,6 @@ import sacrebleu
 from aitale.data.gutenberg import parse_book
 from aitale.data.stories import load_stories
 from aitale.data.text import paragraphs, sentences, split_sentences
-from aitale.evaluation import narrative
 from aitale.evaluation.corruptions import (
     loop_paragraph,
     shuffle_sentences,
@@ -27,6 +27,14 @@ from aitale.evaluation.corruptions import (
     validate,
     validation_report,
 )
+from aitale.evaluation.grammar import grammaticality
+from aitale.evaluation.narrative import arc, coherence, creativity
+from aitale.evaluation.narrative import characters as cast
+from aitale.evaluation.narrative.age import age_appropriateness
+from aitale.evaluation.narrative.arc import arc_consistency, sentiment_arc
+from aitale.evaluation.narrative.characters import character_consistency, characters
+from aitale.evaluation.narrative.creativity import distinct_n, repetition_rate
+from aitale.evaluation.narrative.diversity import self_bleu
 from aitale.safety.labelled import load_passages
 from tests.helpers import REPO
 
@@ -95,9 +103,9 @@ def test_validate_returns_the_rates_and_is_reproducible(book_stories, content_sc
 
 def test_validate_omits_a_metric_no_story_could_be_compared_on():
     one_sentence = ["The end."]
-    report = validation_report(one_sentence, {"coherence": (narrative.coherence, shuffle_sentences)})
+    report = validation_report(one_sentence, {"coherence": (coherence, shuffle_sentences)})
     assert report["coherence"].compared == 0 and report["coherence"].excluded == 1
-    assert validate(one_sentence, {"coherence": (narrative.coherence, shuffle_sentences)}) == {}
+    assert validate(one_sentence, {"coherence": (coherence, shuffle_sentences)}) == {}
 
 
 # --- Corruptions --------------------------------------------------------------------------------
@@ -145,8 +153,8 @@ def test_swap_names_exchanges_or_renames_main_characters_from_a_point_on():
         cut = changed[0]
         assert 0.25 * len(before) <= cut <= 0.65 * len(before)
         assert before[:cut] == after[:cut]
-        old_names = narrative.characters(STORY).counts()
-        new_names = narrative.characters(corrupted).counts()
+        old_names = characters(STORY).counts()
+        new_names = characters(corrupted).counts()
         if set(new_names) == set(old_names):  # an exchange: two names traded places after the cut
             seen_modes.add("exchange")
             traded = {re.sub(r"\W", "", w) for i in changed for w in set(before[i].split()) ^ set(after[i].split())}
@@ -188,18 +196,18 @@ def test_loop_paragraph_repeats_one_paragraph_in_place():
 
 def test_metrics_are_floats_in_their_ranges_and_accept_empty_text(content_screen):
     for text in (STORY, "", "Hello.", "one one one one one one"):
-        assert 0.0 <= narrative.coherence(text) <= 1.0
-        assert -1.0 < narrative.arc_consistency(text) < 1.0
-        assert 0.0 <= narrative.character_consistency(text) <= 1.0
-        assert 0.0 <= narrative.creativity(text) <= 1.0
-        assert 0.0 <= narrative.age_appropriateness(text, content_screen) <= 1.0
-        assert len(narrative.sentiment_arc(text)) == 10
+        assert 0.0 <= coherence.coherence(text) <= 1.0
+        assert 0.0 <= arc_consistency(text) <= 1.0 and -1.0 < arc.fit(text) < 1.0
+        assert 0.0 <= character_consistency(text) <= 1.0
+        assert 0.0 <= creativity.creativity(text) <= 1.0
+        assert 0.0 <= age_appropriateness(text, content_screen) <= 1.0
+        assert len(sentiment_arc(text)) == 10
 
 
 def test_sentiment_arc_follows_the_lexicon():
-    arc = narrative.sentiment_arc("The wicked witch was cruel and angry. " * 5 + "They were happy and glad. " * 5, 2)
+    arc = sentiment_arc("The wicked witch was cruel and angry. " * 5 + "They were happy and glad. " * 5, 2)
     assert arc[0] < 0 < arc[1]
-    assert narrative.sentiment_arc("He was not happy.", 1)[0] < 0  # negation flips
+    assert sentiment_arc("He was not happy.", 1)[0] < 0  # negation flips
 
 
 def test_arc_consistency_prefers_a_settled_opening_and_a_resolved_ending():
@@ -210,19 +218,19 @@ def test_arc_consistency_prefers_a_settled_opening_and_a_resolved_ending():
         "She cried in the dark, afraid she would never find her way. "
         "At last the storm passed. Her friends found her, and she was safe at home again, warm and happy."
     )
-    assert narrative.arc_consistency(story) > 0 > narrative.arc_consistency(swap_halves(story))
-    assert narrative.arc_consistency("Once upon a time they lived happily ever after.") == 0.0  # one sentence: no arc
+    assert arc.fit(story) > 0 > arc.fit(swap_halves(story))
+    assert arc.fit("Once upon a time they lived happily ever after.") == 0.0  # one sentence: no arc
 
 
 def test_arc_consistency_rewards_a_first_sentence_that_opens_and_a_last_that_closes():
     middle = " The fox ran to the river. He looked at the water. The water was cold and grey. The fox sat down."
     tale = "Once there was a fox who lived by a wood." + middle + " Pride goes before a fall."
     in_media_res = "Then he went back to the wood." + middle + " And then the fox saw:"
-    assert narrative.arc_consistency(tale) > 0.5 > narrative.arc_consistency(in_media_res)
+    assert arc.fit(tale) > 0.5 > arc.fit(in_media_res)
 
 
 def test_coherence_prefers_sentences_in_order():
-    assert narrative.coherence(STORY) > narrative.coherence(shuffle_sentences(STORY, random.Random(0)))
+    assert coherence.coherence(STORY) > coherence.coherence(shuffle_sentences(STORY, random.Random(0)))
 
 
 def test_character_consistency_prefers_the_same_characters_throughout():
@@ -235,12 +243,15 @@ def test_character_consistency_prefers_the_same_characters_throughout():
         .replace("Mina smiled", "Tobias smiled")
         .replace("Mina went", "Tobias went")
     )
-    assert narrative.character_consistency(steady) > narrative.character_consistency(renamed)
-    assert narrative.character_consistency("A fox ran. The fox hid.") == 0.5
+    assert character_consistency(steady) > character_consistency(renamed)
+    # without a name, the continuity and introduction of the recurring roles ("a fox", then "the fox") still count
+    introduced = "A fox lived in a wood. The fox was hungry. The fox went to a farm. The farmer saw the fox."
+    referred_first = "The fox was hungry. The fox went to a farm. The farmer saw the fox. A fox lived in a wood."
+    assert cast.measure(introduced) > cast.measure(referred_first)
 
 
 def test_names_are_capitalised_words_used_as_names():
-    cast = narrative.characters(
+    cast = characters(
         'Grandma Nell baked a pie. "Thank you, Grandma Nell," said Biscuit. '
         "Biscuit's tail wagged. The dog ate. Then Nell laughed."
     )
@@ -254,41 +265,55 @@ def test_age_appropriateness_falls_with_unsafe_content_and_a_harder_grade(conten
         "The administrative considerations necessitated comprehensive reorganisation of the "
         "municipal infrastructure, notwithstanding considerable opposition."
     )
-    score = lambda text: narrative.age_appropriateness(text, content_screen)  # noqa: E731
+    score = lambda text: age_appropriateness(text, content_screen)  # noqa: E731
     assert score(easy) > score(hard)
     assert score(easy) > score(easy + " He drank brandy until he fell down drunk.")
 
 
 def test_distinct_n_and_repetition_rate():
-    assert narrative.distinct_n("a b a b", 1) == 0.5
-    assert narrative.distinct_n("a b a b", 2) == 2 / 3
-    assert narrative.distinct_n("a", 2) == 0.0
-    assert narrative.repetition_rate("a b c d e f g") == 0.0
-    assert narrative.repetition_rate("a b c d a b c d") == 1 - 4 / 5  # 5 four-grams, 4 distinct
-    assert narrative.repetition_rate("") == 0.0
+    assert distinct_n("a b a b", 1) == 0.5
+    assert distinct_n("a b a b", 2) == 2 / 3
+    assert distinct_n("a", 2) == 0.0
+    assert repetition_rate("a b c d e f g") == 0.0
+    assert repetition_rate("a b c d a b c d") == 1 - 4 / 5  # 5 four-grams, 4 distinct
+    assert repetition_rate("") == 0.0
 
 
 def test_creativity_moving_window_matches_a_direct_count():
     rng = random.Random(0)
     words = [rng.choice("abcdefgh") for _ in range(250)]
-    ids = narrative._word_ids(words)
+    ids = creativity._word_ids(words)
     for n in (1, 2, 3):
         grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
         windows = [len(set(grams[s : s + 100])) / 100 for s in range(len(grams) - 99)]
-        moving = narrative._moving_distinct(narrative._ngram_ids(ids, n), 100)
+        moving = creativity._moving_distinct(creativity._ngram_ids(ids, n), 100)
         assert moving == pytest.approx(sum(windows) / len(windows))
 
 
 def test_creativity_drops_when_text_loops():
-    assert narrative.creativity(STORY) > narrative.creativity(loop_paragraph(STORY, random.Random(0)))
-    assert narrative.creativity("") == 0.0
+    assert creativity.creativity(STORY) > creativity.creativity(loop_paragraph(STORY, random.Random(0)))
+    assert creativity.creativity("") == 0.0 and creativity.variety("") == 0.0
+
+
+@pytest.mark.parametrize(
+    ("module", "metric"),
+    [
+        (coherence, coherence.coherence),
+        (arc, arc_consistency),
+        (cast, character_consistency),
+        (creativity, creativity.creativity),
+    ],
+)
+def test_a_narrative_metric_is_half_its_measure_and_half_grammar(module, metric):
+    for text in (STORY, CUSTOM[0], "Cat the on sat mat the. Dog a ran."):
+        assert metric(text) == pytest.approx((module.measure(text) + grammaticality(text)) / 2)
 
 
 def test_self_bleu_equals_sacrebleu_sentence_bleu_against_the_others():
     texts = CUSTOM[:6] + ["The cat sat.", "The cat sat on the mat!"]
     scores = [sacrebleu.sentence_bleu(t, texts[:i] + texts[i + 1 :]).score for i, t in enumerate(texts)]
     expected = sum(scores) / len(scores)
-    assert narrative.self_bleu(texts) == pytest.approx(expected, abs=1e-9)
-    assert narrative.self_bleu([STORY, STORY]) == pytest.approx(100.0)
-    assert narrative.self_bleu([STORY]) == 0.0
-    assert narrative.self_bleu(CUSTOM[:10]) < narrative.self_bleu(CUSTOM[:5] * 2)
+    assert self_bleu(texts) == pytest.approx(expected, abs=1e-9)
+    assert self_bleu([STORY, STORY]) == pytest.approx(100.0)
+    assert self_bleu([STORY]) == 0.0
+    assert self_bleu(CUSTOM[:10]) < self_bleu(CUSTOM[:5] * 2)

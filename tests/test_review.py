@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from aitale.evaluation.metrics import HEADLINE
 from tests.helpers import REPO, clone_project, git_commit, sh
 
 # Not test_pipeline.py's edit (0.5): the clones share a DVC cache, and a run-cache entry from here would let its
@@ -97,15 +98,25 @@ def check_params_and_metrics(report: str, base: str, head: str, run: SimpleNames
     assert params[("params.yaml", "evaluate.prompt_fraction")] == [str(run.old_fraction), str(NEW_FRACTION)], report
 
     metrics = table(report, "Metrics")
-    assert f"| {base} " in report.split("## Metrics", 1)[1] and f"| {head} " in report.split("## Metrics", 1)[1]
+    headline = table(report, "Headline story metrics")
     changed = {key for key in run.new_eval if run.old_eval.get(key) != run.new_eval[key]}
     assert changed & {"bleu", "rouge1", "rouge2", "rougeL"}, "the prompt fraction should move BLEU or ROUGE"
     for key in changed:
-        old, new, _change = metrics[("metrics/eval.json", key)]
+        group, metric = key.split(".")[1:] if key.startswith("narrative.") else (None, None)
+        if metric in HEADLINE:  # the headline story metrics come first, by group of stories
+            old, new, _change, _spread, _noise = headline[(group, key)]
+        else:
+            old, new, _change, _spread, _noise = metrics[("metrics/eval.json", key)]
         assert (float(old), float(new)) == pytest.approx((run.old_eval[key], run.new_eval[key])), key
+    assert {("continuations", f"narrative.continuations.{m}") for m in HEADLINE} & set(headline)
+    assert report.index("## Headline story metrics") < report.index("## Params") < report.index("## Metrics")
     unchanged = set(run.new_eval) - changed
     assert "perplexity" in unchanged  # scored on whole stories: the prompt fraction does not touch it
-    assert not {key for path, key in metrics if path == "metrics/eval.json"} & unchanged, "only changes are listed"
+    listed = {key for path, key in metrics if path == "metrics/eval.json"} | {key for _, key in headline}
+    assert not listed & unchanged, "only changes are listed"
+    timings = table(report, "Timings")
+    assert timings and all(path.startswith("metrics/speed/") or "seconds" in key for path, key in timings)
+    assert not {path for path, _ in metrics} & {"metrics/speed/evaluate.json"}
 
 
 def test_review_between_two_commits(reviewed):
@@ -145,8 +156,10 @@ def test_review_says_when_nothing_changed(reviewed):
     result = review(reviewed.repo, "--base", "HEAD", "--head", "HEAD")
     assert result.returncode == 0, result.stderr
     for section, line in [
+        ("Headline story metrics", "No seed spread measured .*\n\nNo headline story metric changed."),
         ("Params", "No param changed."),
-        ("Metrics", "No metric changed."),
+        ("Metrics", "No other metric changed."),
+        ("Timings", "No timing changed."),
         ("Plots", "No plot changed"),
     ]:
         assert re.search(rf"## {section}\n\n{line}", result.stdout), result.stdout
@@ -166,3 +179,28 @@ def test_review_of_an_unknown_revision_fails_clearly(reviewed):
 def test_review_outside_a_dvc_repository_fails_clearly(tmp_path):
     assert_one_line_error(review(tmp_path), "not inside a DVC repository")
     assert_one_line_error(review(tmp_path, path=os.pathsep.join(["/usr/bin", "/bin"])), "`dvc` not found on PATH")
+
+
+def test_a_change_within_the_seed_spread_is_marked_noise(reviewed):
+    changed = sorted(
+        key
+        for key in reviewed.new_eval
+        if key.startswith("narrative.continuations.") and reviewed.old_eval.get(key) != reviewed.new_eval[key]
+    )
+    assert len(changed) >= 2, changed
+    small, large = changed[0], changed[1]
+    moved = lambda key: abs(reviewed.new_eval[key] - reviewed.old_eval[key])  # noqa: E731
+    spread_file = reviewed.repo / "benchmarks/results/seed_spread.json"
+    spread_file.parent.mkdir(parents=True, exist_ok=True)
+    spread = {f"metrics/eval.json:{small}": moved(small) * 2, f"metrics/eval.json:{large}": moved(large) / 2}
+    spread_file.write_text(json.dumps({"spread": spread}))
+    try:
+        result = review(reviewed.repo, "--base", "HEAD~1", "--head", "HEAD")
+    finally:
+        spread_file.unlink()
+    assert result.returncode == 0, result.stderr
+    rows = {**table(result.stdout, "Headline story metrics"), **table(result.stdout, "Metrics")}
+    by_key = {key: cells for (_, key), cells in rows.items()}
+    assert by_key[small][-1] == "noise" and by_key[large][-1] == ""
+    assert float(by_key[small][-2]) == pytest.approx(moved(small) * 2, rel=1e-4)
+    assert "a smaller change is marked noise" in result.stdout

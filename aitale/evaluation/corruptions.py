@@ -27,8 +27,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from aitale.data.text import paragraphs, split_sentences
-from aitale.evaluation import narrative
-from aitale.evaluation.narrative import characters
+from aitale.evaluation.narrative import arc, coherence, creativity
+from aitale.evaluation.narrative import characters as cast
+from aitale.evaluation.narrative.age import age_appropriateness
+from aitale.evaluation.narrative.characters import characters
 
 log = logging.getLogger(__name__)
 
@@ -147,16 +149,20 @@ def loop_paragraph(text: str, rng: random.Random) -> str:
 
 def default_checks(screen=None, unsafe: Sequence[str] = ()) -> dict[str, tuple[Metric, Corruption]]:
     """Each narrative metric with the corruption it should notice (age_appropriateness only with a ``screen``
-    and ``unsafe`` passages to splice in)."""
+    and ``unsafe`` passages to splice in).
+
+    A metric with a grammar half is checked by its own ``measure``, the half a corruption is meant to move: the
+    corruptions keep every sentence's words in order, so Link Grammar's verdicts, and that half, stay the same.
+    """
     checks: dict[str, tuple[Metric, Corruption]] = {
-        "coherence": (narrative.coherence, shuffle_sentences),
-        "arc_consistency": (narrative.arc_consistency, swap_halves),
-        "character_consistency": (narrative.character_consistency, swap_names),
-        "creativity": (narrative.creativity, loop_paragraph),
+        "coherence": (coherence.measure, shuffle_sentences),
+        "arc_consistency": (arc.measure, swap_halves),
+        "character_consistency": (cast.measure, swap_names),
+        "creativity": (creativity.measure, loop_paragraph),
     }
     if screen is not None:
         checks["age_appropriateness"] = (
-            lambda text: narrative.age_appropriateness(text, screen),
+            lambda text: age_appropriateness(text, screen),
             splice_unsafe(unsafe),
         )
     return checks

@@ -1,14 +1,17 @@
-"""Human evaluation: a blind rating sheet comparing two models, and the scoring of its ratings.
+"""Human evaluation: a blind rating sheet of stories from several sources, and the scoring of its ratings.
 
-``sheet``: both models write one story per prompt; the stories are shuffled and given
-opaque ids (``S01``, ``S02``, ...) so raters cannot tell which model wrote which. Which
-model wrote each sample is kept in ``key.json``, apart from the sheet.
+``sheet``: the model and the baseline write one story per prompt, and any number of other sources join
+with stories of their own (real stories, samples of other models: JSON lines of texts); all are shuffled
+and given opaque ids (``S01``, ``S02``, ...) so raters cannot tell which source wrote which. The source
+of each sample is kept in ``key.json``, apart from the sheet.
 
-``score``: completed rating CSVs (one per rater, or one holding many) are validated row by
-row against the key and the scale, then averaged per model and rubric criterion.
+``score``: completed rating CSVs (one per rater, or one holding many) are validated row by row against
+the key and the scale, then averaged per source and rubric criterion; the raters' agreement is
+Krippendorff's alpha (``krippendorff``, ordinal), and each story metric of the sheet's stories is set
+against their mean rating by Spearman's rho.
 
-Scoring needs no torch: generation imports it lazily, so ``score`` starts in a fraction of
-a second and runs anywhere the ratings are collected.
+Scoring needs no torch: generation imports it lazily, so ``score`` starts quickly and runs anywhere
+the ratings are collected.
 """
 
 from __future__ import annotations
@@ -60,8 +63,18 @@ class Sample:
     sample_id: str
     title: str
     story: str
-    label: str  # MODEL or BASELINE: goes to key.json only
+    label: str  # the source (MODEL, BASELINE or another's name): goes to key.json only
     path: str
+
+
+@dataclass(frozen=True)
+class Source:
+    """Stories of one source for the sheet: a model's, or texts read from a file."""
+
+    label: str
+    path: str
+    titles: list[str]
+    stories: list[str]
 
 
 # --- sheet -------------------------------------------------------------------------------
@@ -90,12 +103,26 @@ def clean_story(text: str) -> str:
     return _CONTROL.sub("", text).strip()
 
 
-def shuffle_samples(stories: dict[str, tuple[str, list[str]]], titles: Sequence[str], seed: int) -> list[Sample]:
-    """Samples in a seeded random order with opaque ids; ``stories`` maps label -> (path, stories)."""
+def text_source(label: str, path: str) -> Source:
+    """A source of stories as they are: the JSON lines ``stages.judge`` reads (id, text, title optional)."""
+    from aitale.evaluation.judge import TextsError, read_texts
+
+    try:
+        texts = read_texts(path)
+    except TextsError as err:
+        raise RatingsError(f"source {label}: {err}") from None
+    return Source(label, str(path), [t.title or "" for t in texts], [clean_story(t.text) for t in texts])
+
+
+def shuffle_samples(sources: Sequence[Source], seed: int) -> list[Sample]:
+    """Samples of every source in a seeded random order with opaque ids."""
+    labels = [source.label for source in sources]
+    if len(set(labels)) != len(labels) or not all(labels):
+        raise RatingsError(f"sources need distinct, non-empty names: {labels}")
     drafts = [
-        (label, path, title, story)
-        for label, (path, texts) in stories.items()
-        for title, story in zip(titles, texts, strict=True)
+        (source.label, source.path, title, story)
+        for source in sources
+        for title, story in zip(source.titles, source.stories, strict=True)
     ]
     random.Random(seed).shuffle(drafts)
     width = max(2, len(str(len(drafts))))
@@ -252,14 +279,16 @@ def read_key(path: str | Path) -> dict[str, dict[str, str]]:
         isinstance(key, dict)
         and key
         and all(
-            isinstance(entry, dict) and entry.get("label") in LABELS and isinstance(entry.get("path"), str)
+            isinstance(entry, dict)
+            and isinstance(entry.get("label"), str)
+            and entry["label"]
+            and isinstance(entry.get("path"), str)
             for entry in key.values()
         )
     )
     if not valid:
         raise RatingsError(
-            f"{path}: not a key written by the sheet command "
-            f"(expected sample id -> {{label: model|baseline, path, title}})"
+            f"{path}: not a key written by the sheet command (expected sample id -> {{label: source, path, title}})"
         )
     return key
 
@@ -277,29 +306,10 @@ def read_ratings(
     ratings: list[Rating] = []
     seen: dict[tuple[str, str], str] = {}
     for path in map(Path, paths):
-        try:
-            with path.open(encoding="utf-8-sig", newline="") as handle:
-                rows = list(csv.reader(handle))
-        except FileNotFoundError:
-            problems.append(f"{path}: file not found")
-            continue
-        except UnicodeDecodeError:
-            problems.append(f"{path}: not UTF-8 text (save the spreadsheet as CSV UTF-8)")
-            continue
-        except csv.Error as err:
-            problems.append(f"{path}: not a readable CSV file: {err}")
-            continue
-        if not rows:
-            problems.append(f"{path}: empty file (expected the columns of sheet.csv)")
+        rows = _csv_rows(path, problems)
+        if rows is None:
             continue
         header = [cell.strip() for cell in rows[0]]
-        missing = [column for column in REQUIRED_COLUMNS if column not in header]
-        if missing:
-            problems.append(
-                f"{path}: row 1: missing column(s) {', '.join(missing)} "
-                f"(expected the columns of sheet.csv: {','.join(COLUMNS)})"
-            )
-            continue
         for number, cells in enumerate(rows[1:], start=2):
             if not any(cell.strip() for cell in cells):
                 continue
@@ -332,9 +342,10 @@ def read_ratings(
 def summarise(
     ratings: Sequence[Rating], key: dict[str, dict[str, str]], scale_min: int, scale_max: int
 ) -> dict[str, Any]:
-    """Per model and criterion: mean, sample std (n - 1; null below 2 ratings) and n; raters."""
+    """Per source and criterion: mean, sample std (n - 1; null below 2 ratings) and n; raters."""
     models: dict[str, Any] = {}
-    for name in LABELS:
+    found = {entry["label"] for entry in key.values()}
+    for name in [*(label for label in LABELS if label in found), *sorted(found - set(LABELS))]:
         mine = [r for r in ratings if key[r.sample_id]["label"] == name]
         paths = sorted({entry["path"] for entry in key.values() if entry["label"] == name})
         criteria = {c: _stats([r.scores[c] for r in mine]) for c in CRITERIA}
@@ -346,8 +357,8 @@ def summarise(
             "criteria": criteria,
             "overall": _stats([score for r in mine for score in r.scores.values()]),
         }
-    difference = {}
-    for name in (*CRITERIA, "overall"):
+    difference: dict[str, float | None] = dict.fromkeys((*CRITERIA, "overall"))
+    for name in difference if {MODEL, BASELINE} <= found else ():
         a, b = (models[m]["overall"] if name == "overall" else models[m]["criteria"][name] for m in (MODEL, BASELINE))
         difference[name] = None if a["mean"] is None or b["mean"] is None else round(a["mean"] - b["mean"], 4)
     return {
@@ -364,3 +375,94 @@ def _stats(values: list[int]) -> dict[str, float | int | None]:
         return {"mean": None, "std": None, "n": 0}
     std = statistics.stdev(values) if len(values) > 1 else None
     return {"mean": round(statistics.fmean(values), 4), "std": None if std is None else round(std, 4), "n": len(values)}
+
+
+def agreement(ratings: Sequence[Rating], scale_min: int, scale_max: int) -> dict[str, Any]:
+    """Krippendorff's alpha (ordinal, over the scale's values) between the raters, per criterion and for the
+    mean of a rater's criteria (interval); null with fewer than two raters or nothing pairable."""
+    import krippendorff
+    import numpy as np
+
+    raters = sorted({r.rater for r in ratings})
+    samples = sorted({r.sample_id for r in ratings})
+    if len(raters) < 2:
+        return {"raters": len(raters), "alpha": dict.fromkeys((*CRITERIA, "overall"))}
+    grid = np.full((len(CRITERIA) + 1, len(raters), len(samples)), np.nan)
+    for r in ratings:
+        i, j = raters.index(r.rater), samples.index(r.sample_id)
+        grid[: len(CRITERIA), i, j] = [r.scores[c] for c in CRITERIA]
+        grid[-1, i, j] = statistics.fmean(r.scores.values())
+    domain = list(range(scale_min, scale_max + 1))
+    alpha = {}
+    for k, name in enumerate((*CRITERIA, "overall")):
+        pairable = (np.sum(~np.isnan(grid[k]), axis=0) >= 2).any()
+        values = grid[k][~np.isnan(grid[k])]
+        if not pairable or len(set(values.tolist())) < 2:
+            alpha[name] = None  # nothing rated twice, or one value everywhere: alpha is undefined
+            continue
+        level, kind = ("interval", {}) if name == "overall" else ("ordinal", {"value_domain": domain})
+        alpha[name] = round(float(krippendorff.alpha(reliability_data=grid[k], level_of_measurement=level, **kind)), 4)
+    return {"raters": len(raters), "level": "ordinal (overall: interval)", "alpha": alpha}
+
+
+def metric_correlation(ratings: Sequence[Rating], stories: dict[str, str]) -> dict[str, Any]:
+    """Spearman's rho of each story metric of the rated stories against their mean rating (over raters and
+    criteria); null where fewer than three stories are rated or either side is constant."""
+    from scipy.stats import spearmanr
+
+    from aitale.evaluation.metrics import HEADLINE, screenless_metrics
+
+    by_sample: dict[str, list[float]] = {}
+    for r in ratings:
+        by_sample.setdefault(r.sample_id, []).append(statistics.fmean(r.scores.values()))
+    ids = sorted(by_sample)
+    mean_rating = [statistics.fmean(by_sample[i]) for i in ids]
+    found = {}
+    for name, metric in screenless_metrics().items():
+        scores = [metric(stories[i]) for i in ids]
+        constant = len(set(scores)) < 2 or len(set(mean_rating)) < 2
+        rho, p = (None, None) if len(ids) < 3 or constant else spearmanr(scores, mean_rating)
+        found[name] = {
+            "headline": name in HEADLINE,
+            "rho": None if rho is None else round(float(rho), 4),
+            "p": None if p is None else round(float(p), 4),
+        }
+    return {"stories": len(ids), "rating": "mean over raters and criteria", "spearman": found}
+
+
+def sheet_stories(path: str | Path) -> dict[str, str]:
+    """sample id -> story, from the sheet.csv written beside the key."""
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            return {row["sample_id"]: row["story"] for row in csv.DictReader(handle)}
+    except (OSError, KeyError, csv.Error) as err:
+        raise RatingsError(f"{path}: the sheet's stories cannot be read ({err})") from None
+
+
+def _csv_rows(path: Path, problems: list[str]) -> list[list[str]] | None:
+    """The rows of a ratings CSV whose header has the required columns; else None, with the problem added."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.reader(handle))
+    except FileNotFoundError:
+        problems.append(f"{path}: file not found")
+        return None
+    except UnicodeDecodeError:
+        problems.append(f"{path}: not UTF-8 text (save the spreadsheet as CSV UTF-8)")
+        return None
+    except csv.Error as err:
+        problems.append(f"{path}: not a readable CSV file: {err}")
+        return None
+    if not rows:
+        problems.append(f"{path}: empty file (expected the columns of sheet.csv)")
+        return None
+    header = [cell.strip() for cell in rows[0]]
+    missing = [column for column in REQUIRED_COLUMNS if column not in header]
+    if missing:
+        problems.append(
+            f"{path}: row 1: missing column(s) {', '.join(missing)} "
+            f"(expected the columns of sheet.csv: {','.join(COLUMNS)})"
+        )
+        return None
+    return rows

@@ -4,8 +4,13 @@
     python -m aitale.reporting.review --base origin/main --output review.md --plots-dir review-plots
     python -m aitale.reporting.review --base HEAD~1 --head HEAD        # two commits
 
-The report holds ``dvc params diff --md`` and ``dvc metrics diff --md`` (changed values only) and a
-list of the plots whose data or definition changed. A plot counts as changed when the data points
+The report holds the headline story metrics that changed (``aitale.evaluation.metrics.HEADLINE``, per
+group of stories in ``metrics/eval.json``) first, then ``dvc params diff --md``, the other metrics that
+changed, the timings that changed (anything under ``metrics/speed/``, and seconds, latencies, rates, memory
+and load averages elsewhere) in their own section, and a list of the plots whose data or definition changed.
+A metric's change smaller than its measured seed-to-seed spread (``benchmarks/results/seed_spread.json``,
+written by ``benchmarks/seed_spread.py``: the same pipeline under a few train seeds) is marked as noise.
+A plot counts as changed when the data points
 ``dvc plots diff --json`` loads for it differ between the revisions (compared as a multiset, the
 ``rev`` field aside; images byte for byte), or when its entry under ``plots:`` in ``dvc.yaml``
 differs. ``--plots-dir`` also writes ``dvc plots diff``'s HTML, both revisions overlaid.
@@ -69,6 +74,100 @@ def check_revision(rev: str, root: Path) -> str:
     if result.returncode != 0:
         raise ReviewError(f"unknown git revision {rev!r} (for a pull request's base, fetch it: git fetch origin)")
     return result.stdout.strip()
+
+
+SEED_SPREAD = Path("benchmarks/results/seed_spread.json")
+HEADLINE_FILE = "metrics/eval.json"
+TIMING_WORDS = ("seconds", "latency", "per_second", "elapsed", "load", "memory", "_ms", "throughput", "duration")
+
+
+@dataclass
+class MetricChange:
+    path: str
+    name: str
+    old: object
+    new: object
+    diff: float | None
+
+    def noise(self, spread: dict[str, float]) -> str:
+        """ "noise" when the change is smaller than the metric's seed-to-seed spread, else ""."""
+        limit = spread.get(f"{self.path}:{self.name}")
+        return "noise" if limit is not None and self.diff is not None and abs(self.diff) < limit else ""
+
+
+def metric_changes(revs: list[str], root: Path) -> list[MetricChange]:
+    """Every metric ``dvc metrics diff --json`` reports as changed (added and removed ones included)."""
+    doc = json.loads(run(["dvc", "metrics", "diff", "--json", *revs], root) or "{}")
+    return [
+        MetricChange(path, name, values.get("old"), values.get("new"), values.get("diff"))
+        for path, changed in sorted(doc.items())
+        for name, values in sorted(changed.items())
+    ]
+
+
+def is_timing(change: MetricChange) -> bool:
+    """A figure of the machine rather than of the model: timings, rates, memory, load."""
+    return change.path.startswith("metrics/speed/") or any(word in change.name for word in TIMING_WORDS)
+
+
+def headline_key(change: MetricChange) -> tuple[int, str] | None:
+    """(headline rank, group) for ``narrative.<group>.<headline metric>`` of the evaluation, else None."""
+    from aitale.evaluation.metrics import HEADLINE
+
+    parts = change.name.split(".")
+    if change.path != HEADLINE_FILE or len(parts) != 3 or parts[0] != "narrative" or parts[2] not in HEADLINE:
+        return None
+    return HEADLINE.index(parts[2]), parts[1]
+
+
+def read_spread(root: Path) -> dict[str, float] | None:
+    """The seed-to-seed spread per ``path:metric``, or None when it has not been measured."""
+    path = root / SEED_SPREAD
+    if not path.exists():
+        return None
+    try:
+        return {key: float(value) for key, value in json.loads(path.read_text(encoding="utf-8"))["spread"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ReviewError(f"{SEED_SPREAD}: not a seed spread file ({err}); rerun benchmarks/seed_spread.py") from None
+
+
+def number(value: object) -> str:
+    if isinstance(value, float):
+        return str(round(value, 5))  # as `dvc metrics diff --md` shows them
+    return "-" if value is None else str(value)
+
+
+def change_rows(changes: list[MetricChange], spread: dict[str, float], first: str, first_of) -> list[str]:
+    """Markdown table rows: ``first_of(change)`` in the first column, then old, new, change and the noise mark."""
+    rows = [f"| {first} | Metric | Old | New | Change | Seed spread | |", "|---|---|---|---|---|---|---|"]
+    for c in changes:
+        limit = spread.get(f"{c.path}:{c.name}")
+        cells = [first_of(c), c.name, number(c.old), number(c.new), number(c.diff), number(limit), c.noise(spread)]
+        rows.append("| " + " | ".join(cell(text) for text in cells) + " |")
+    return rows
+
+
+def metric_sections(revs: list[str], root: Path) -> tuple[list[str], list[str], list[str]]:
+    """The headline, other-metrics and timings sections' lines."""
+    changes = metric_changes(revs, root)
+    spread = read_spread(root)
+    known = spread or {}
+    headline = sorted((c for c in changes if headline_key(c)), key=headline_key)
+    timings = [c for c in changes if not headline_key(c) and is_timing(c)]
+    others = [c for c in changes if not headline_key(c) and not is_timing(c)]
+    note = (
+        [f"Seed spread: {code(str(SEED_SPREAD))} (max - min over train seeds); a smaller change is marked noise.", ""]
+        if spread is not None
+        else [f"No seed spread measured ({code('python -m benchmarks.seed_spread')}): no change is marked noise.", ""]
+    )
+    group = lambda c: headline_key(c)[1]  # noqa: E731
+    path = lambda c: c.path  # noqa: E731
+    first = change_rows(headline, known, "Stories", group) if headline else ["No headline story metric changed."]
+    return (
+        [*note, *first],
+        change_rows(others, known, "Path", path) if others else ["No other metric changed."],
+        change_rows(timings, known, "Path", path) if timings else ["No timing changed."],
+    )
 
 
 def diff_table(kind: str, revs: list[str], root: Path) -> str | None:
@@ -245,10 +344,12 @@ def build_report(base: str, head: str | None, root: Path, plots_dir: Path | None
     head_note = f"{code(head)} ({head_id})" if head else f"the workspace (files as they are, on {head_id})"
     lines = [title, "", f"Base {code(base)} ({base_id}); head {head_note}.", ""]
 
+    headline, others, timings = metric_sections(revs, root)
+    lines += ["## Headline story metrics", "", *headline, ""]
     lines += ["## Params", ""]
     lines += [diff_table("params", revs, root) or "No param changed.", ""]
-    lines += ["## Metrics", ""]
-    lines += [diff_table("metrics", revs, root) or "No metric changed.", ""]
+    lines += ["## Metrics", "", *others, ""]
+    lines += ["## Timings", "", *timings, ""]
 
     lines += ["## Plots", ""]
     changes, compared, data, loadable = plot_changes(base, head, root)
