@@ -5,7 +5,7 @@ PYTHON ?= python3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: setup repro check lint system-deps test audit bench queue review human-eval-sheet human-eval-score story serve clean
+.PHONY: safety-labels setup repro check lint system-deps test audit bench queue review human-eval-sheet human-eval-score story serve clean
 
 setup: $(VENV)/.installed
 
@@ -15,24 +15,30 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	touch $@
 
-repro: setup  ## run the whole pipeline on params.yaml
+repro: setup system-deps  ## run the whole pipeline on params.yaml
 	dvc repro
 
 check: setup  ## validate every section of params.yaml (what `dvc repro` runs first)
 	python -m stages.check
 
+# Newly labelled passages (jsonl files in LABELS) merged into the set, checked, and the data card's counts redone
+LABELS ?= ../safety-labels
+safety-labels: setup  ## merge $(LABELS)/*.jsonl into data/safety/passages.jsonl (checked; a label never changes)
+	python -m aitale.safety.merge data/safety/passages.jsonl $(sort $(wildcard $(LABELS)/*.jsonl)) --card data/safety/README.md
+
 lint: setup  ## ruff: lint and formatting (settings in pyproject.toml)
 	ruff check .
 	ruff format --check .
 
-# Debian packages the tests use: a real browser (and its driver) for the story page.
-SYSTEM_PACKAGES = chromium chromium-driver
-system-deps:  ## install the Debian packages the tests use, where apt-get can (else the page test is skipped)
+# Debian packages the pipeline and tests use: a real browser (and its driver) for the story page, and the
+# WordNet database the safety stage expands its concept lexicons with (/usr/share/wordnet).
+SYSTEM_PACKAGES = chromium chromium-driver wordnet-base
+system-deps:  ## install the Debian packages the pipeline and tests use, where apt-get can
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	else echo "missing Debian packages: $$missing (the page test is skipped without them)"; fi
+	else echo "missing Debian packages: $$missing (the page test is skipped, the safety stage fails)"; fi
 
 # Two workers (pytest-xdist), each test file on one: most of a test's time is one core's (a stage's
 # imports, dvc), so two run side by side on a 2-core machine; tests/conftest.py builds the shared
