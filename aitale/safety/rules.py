@@ -25,6 +25,7 @@ class Hit:
     term: str
     allowed_from: str  # an age group, or "never"
     text: str  # the words as written
+    at: int = -1  # index of its first word in the text's words
 
     def flags(self, age_group: str) -> bool:
         return self.allowed_from == NEVER or AGE_GROUPS.index(age_group) < AGE_GROUPS.index(self.allowed_from)
@@ -51,6 +52,15 @@ class Rules:
         for entry in self._terms:
             self._by_first.setdefault(entry[3][0], []).append(entry)
 
+    def with_exceptions(self, phrases: list[str]) -> Rules:
+        """These rules with more exception phrases (sorted, each once)."""
+        known = self.lexicon.get("exceptions", [])
+        return Rules({**self.lexicon, "exceptions": [*known, *sorted(set(phrases) - set(known))]})
+
+    def terms_for(self, age_group: str) -> list[str]:
+        """The terms that count against ``age_group`` (listed under ``never`` or an older group), sorted."""
+        return sorted({term for _, level, term, _ in self._terms if Hit("", term, level, "").flags(age_group)})
+
     def hits(self, text: str) -> list[Hit]:
         words = tokens(text)
         excused = set()
@@ -66,7 +76,7 @@ class Rules:
                 for category, level, term, pattern in self._by_first[form]:
                     end = _match_at(words, pattern, start, excused)
                     if end is not None:
-                        found.append(Hit(category, term, level, text[word.start : words[end - 1].end]))
+                        found.append(Hit(category, term, level, text[word.start : words[end - 1].end], start))
         return found
 
 
@@ -112,3 +122,29 @@ def check_lexicon(lexicon: dict) -> list[str]:
     if not isinstance(exceptions, list) or not all(isinstance(t, str) and t.strip() for t in exceptions):
         problems.append("exceptions: a list of phrases")
     return problems
+
+
+# words too common to make an exception of ("kill the" would excuse every killing)
+_COMMON = frozenset(
+    "a an the and or but to of in on at by for with from as is was be been his her him their them its it he she "
+    "they we you i my your our this that there then so not no all some".split()
+)
+
+
+def learn_exceptions(rules: Rules, safe: list[str], unsafe: list[str]) -> list[str]:
+    """Two-word phrases round a rule's hit in ``safe`` texts ("dressed to kill" -> "to kill" is too common, but
+    "kill time", "stab in" and "dress to" are candidates) that no ``unsafe`` text holds: the idioms of the hard
+    negatives, learned. Sorted."""
+    candidates = set()
+    for text in safe:
+        words = tokens(text)
+        for hit in rules.hits(text):
+            if len(_pattern(hit.term)) != 1:
+                continue
+            end = hit.at + 1
+            if end < len(words) and words[end].word not in _COMMON:
+                candidates.add(f"{hit.term} {words[end].word}")
+            if hit.at > 0 and words[hit.at - 1].word not in _COMMON:
+                candidates.add(f"{words[hit.at - 1].word} {hit.term}")
+    held = [tokens(text) for text in unsafe]
+    return sorted(c for c in candidates if not any(next(_matches(w, _pattern(c), set()), None) for w in held))
