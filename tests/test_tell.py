@@ -37,7 +37,7 @@ def test_a_story_no_draw_of_which_passes_is_refused_with_reasons(dvc_project, tm
     refused = tell(dvc_project, *STORY, "--seed", "5", "--screen", str(strict), "--redraws", "2")
     assert refused.returncode == 3 and refused.stdout == ""
     assert "passed the content screen for ages 3-5 in 3 attempts" in refused.stderr
-    assert "(classifier): score" in refused.stderr
+    assert "(classifier): score" in refused.stderr and "for ages 3-5" in refused.stderr
 
 
 def test_a_bad_request_is_refused_before_any_model_loads(dvc_project):

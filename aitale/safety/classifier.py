@@ -116,9 +116,10 @@ class Classifier:
 
     @classmethod
     def from_bundle(cls, saved: dict, arrays, featurizer: Featurizer) -> Classifier:
-        blocks = {
-            name: {**block, **({"idf": arrays[f"idf_{name}"]} if f"idf_{name}" in arrays else {})}
-            for name, block in saved["blocks"].items()
+        blocks = {  # in BLOCKS order, as fitted: the JSON holds them sorted by name
+            name: {**saved["blocks"][name], **({"idf": arrays[f"idf_{name}"]} if f"idf_{name}" in arrays else {})}
+            for name in BLOCKS
+            if name in saved["blocks"]
         }
         keys = [(a, h) for a in AGE_GROUPS for h in HEADS]
         heads = {a: {} for a in AGE_GROUPS}

@@ -127,24 +127,30 @@ def check_lexicon(lexicon: dict) -> list[str]:
 # words too common to make an exception of ("kill the" would excuse every killing)
 _COMMON = frozenset(
     "a an the and or but to of in on at by for with from as is was be been his her him their them its it he she "
-    "they we you i my your our this that there then so not no all some".split()
+    "they we you i my your our this that there then so not no all some could would should can will shall may might "
+    "must one everybody everyone anybody anyone somebody someone nobody over more very when what who how why where "
+    "just only every each now little old whole look looked know knew make made catch caught keep kept until into "
+    "out up down off again".split()
 )
 
 
 def learn_exceptions(rules: Rules, safe: list[str], unsafe: list[str]) -> list[str]:
-    """Two-word phrases round a rule's hit in ``safe`` texts ("dressed to kill" -> "to kill" is too common, but
-    "kill time", "stab in" and "dress to" are candidates) that no ``unsafe`` text holds: the idioms of the hard
-    negatives, learned. Sorted."""
+    """Phrases round a one-word rule's hit in ``safe`` texts, joined to the nearest uncommon word on either side
+    within three words ("a stab in the dark" -> "stab * dark"; "dressed to kill" -> "dressed * kill"), that no
+    ``unsafe`` text holds: the idioms of the hard negatives, learned. Sorted."""
     candidates = set()
     for text in safe:
         words = tokens(text)
         for hit in rules.hits(text):
             if len(_pattern(hit.term)) != 1:
                 continue
-            end = hit.at + 1
-            if end < len(words) and words[end].word not in _COMMON:
-                candidates.add(f"{hit.term} {words[end].word}")
-            if hit.at > 0 and words[hit.at - 1].word not in _COMMON:
-                candidates.add(f"{words[hit.at - 1].word} {hit.term}")
+            after = [j for j in range(hit.at + 1, min(hit.at + 1 + _GAP, len(words))) if words[j].word not in _COMMON]
+            before = [j for j in range(hit.at - 1, max(hit.at - 1 - _GAP, -1), -1) if words[j].word not in _COMMON]
+            if after:
+                gap = " * " if after[0] > hit.at + 1 else " "
+                candidates.add(f"{hit.term}{gap}{words[after[0]].word}")
+            if before:
+                gap = " * " if before[0] < hit.at - 1 else " "
+                candidates.add(f"{words[before[0]].word}{gap}{hit.term}")
     held = [tokens(text) for text in unsafe]
     return sorted(c for c in candidates if not any(next(_matches(w, _pattern(c), set()), None) for w in held))

@@ -3,11 +3,11 @@
 A text is read with look-alike letters as the Latin ones they mimic (:mod:`aitale.safety.confusables`),
 then judged passage by passage (runs of ``passage_sentences`` whole sentences:
 :func:`aitale.data.text.sentence_runs`), so one brutal paragraph fails a long gentle tale.
-A passage fails for an age group when a rule listed for older readers hits it, when the classifier's
-score for a category reaches that age group's threshold, or when its ``unsafe`` score does (then under
-the category that scores highest). The bundle the ``safety`` stage writes (``models/safety``:
-``screen.json`` and the classifier's numbers in ``arrays.npz``) holds the lexicon, the concepts, the
-look-alike table, the classifier and the thresholds.
+A passage fails for an age group when a rule listed for older readers hits it, or when the classifier's
+``unsafe`` score reaches that age group's threshold; the categories it fails under are then those whose
+own score reaches their threshold, or else the one that scores highest. The bundle the ``safety``
+stage writes (``models/safety``: ``screen.json`` and the classifier's numbers in ``arrays.npz``) holds
+the lexicon, the concepts, the look-alike table, the classifier and the thresholds.
 """
 
 from __future__ import annotations
@@ -104,20 +104,18 @@ class Screen:
                 failed.add(hit.category)
                 detail = f"{hit.text!r} ({hit.term}: {_allowed(hit.allowed_from)})"
                 reasons.append({"category": hit.category, "source": "rule", "passage": shown, "detail": detail})
-            flagged = [c for c, p in categories.items() if p >= limits[c]]
-            if not flagged and not hits and score[UNSAFE] >= limits[UNSAFE]:
-                flagged = [max(SAFETY_CATEGORIES, key=lambda c: (categories[c], -SAFETY_CATEGORIES.index(c)))]
+            flagged = []
+            if score[UNSAFE] >= limits[UNSAFE]:  # the category heads only name what the unsafe head fails
+                flagged = [c for c, p in categories.items() if p >= limits[c]] or [
+                    max(SAFETY_CATEGORIES, key=lambda c: (categories[c], -SAFETY_CATEGORIES.index(c)))
+                ]
             for category in SAFETY_CATEGORIES:
                 top[category] = max(top[category], categories[category])
                 if category in flagged:
                     failed.add(category)
-                    head, p = (
-                        (category, categories[category])
-                        if categories[category] >= limits[category]
-                        else (UNSAFE, score[UNSAFE])
-                    )
-                    detail = f"score {p:.2f} >= {limits[head]:g} for ages {age_group}" + (
-                        "" if head == category else " (unsafe as a whole; its likeliest category)"
+                    detail = (
+                        f"score {score[UNSAFE]:.2f} >= {limits[UNSAFE]:g} for ages {age_group}; "
+                        f"{category} {categories[category]:.2f}"
                     )
                     reasons.append({"category": category, "source": "classifier", "passage": shown, "detail": detail})
         failed_in_order = [c for c in SAFETY_CATEGORIES if c in failed]

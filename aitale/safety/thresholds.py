@@ -1,9 +1,10 @@
 """Thresholds per age group and head, chosen by cross-validation on the train part only.
 
 Each train passage is scored by a classifier fitted on the other folds. Per age group, each category's
-threshold is the one with the best F1 for that category; then the ``unsafe`` head's threshold is the
-highest that keeps the operating point's recall for the screen as a whole (a rule hit, a category or the
-``unsafe`` head failing a passage), lowered further where that still keeps its precision and gains recall.
+threshold is the one with the best F1 for that category (the category heads name what fails); the
+``unsafe`` head's threshold is the highest that keeps the operating point's recall for the screen as a
+whole (a rule hit or the ``unsafe`` head failing a passage), lowered further where that still keeps its
+precision and gains recall.
 """
 
 from __future__ import annotations
@@ -44,9 +45,8 @@ def choose(passages: list[Passage], scores: dict[str, np.ndarray], ruled: dict[s
     chosen = {}
     for a in AGE_GROUPS:
         limits = {c: _best_f1(scores[a][:, 1 + k], targets(passages, a, c)) for k, c in enumerate(SAFETY_CATEGORIES)}
-        by_category = ruled[a] | np.any(scores[a][:, 1:] >= np.array([limits[c] for c in SAFETY_CATEGORIES]), axis=1)
         point = params.operating_point[a]
-        limits[UNSAFE] = _unsafe(scores[a][:, 0], by_category, targets(passages, a, UNSAFE), point)
+        limits[UNSAFE] = _unsafe(scores[a][:, 0], ruled[a], targets(passages, a, UNSAFE), point)
         chosen[a] = {UNSAFE: limits[UNSAFE], **{c: limits[c] for c in SAFETY_CATEGORIES}}
     return chosen
 
