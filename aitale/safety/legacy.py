@@ -87,4 +87,4 @@ def old_screen(train, lexicon: dict, params):
     featurizer = Featurizer(["pairs"], None, None)
     *_, fitted = fit(train, featurizer, regularization=params.regularization, min_df=params.min_df, seed=params.seed)
     thresholds = {a: {UNSAFE: 2.0, **limits} for a, limits in OLD_THRESHOLDS.items()}
-    return Screen(Rules(lexicon), fitted, thresholds, params.passage_sentences)
+    return Screen(Rules(lexicon), fitted, thresholds, params.passage_sentences, categories_fail=True)

@@ -68,9 +68,11 @@ class Screen:
         thresholds: dict[str, dict[str, float]],
         passage_sentences: int,
         alikes: dict[str, str] | None = None,
+        categories_fail: bool = False,
     ):
         self.rules, self.classifier, self.thresholds = rules, classifier, thresholds
         self.passage_sentences, self.alikes = passage_sentences, alikes or {}
+        self.categories_fail = categories_fail  # the screen before this one: a category head alone failed a passage
 
     def judge(self, text: str, age_group: str) -> Verdict:
         return self.judge_many([text], age_group)[0]
@@ -104,9 +106,10 @@ class Screen:
                 failed.add(hit.category)
                 detail = f"{hit.text!r} ({hit.term}: {_allowed(hit.allowed_from)})"
                 reasons.append({"category": hit.category, "source": "rule", "passage": shown, "detail": detail})
-            flagged = []
+            reached = [c for c, p in categories.items() if p >= limits[c]]
+            flagged = reached if self.categories_fail else []
             if score[UNSAFE] >= limits[UNSAFE]:  # the category heads only name what the unsafe head fails
-                flagged = [c for c, p in categories.items() if p >= limits[c]] or [
+                flagged = reached or [
                     max(SAFETY_CATEGORIES, key=lambda c: (categories[c], -SAFETY_CATEGORIES.index(c)))
                 ]
             for category in SAFETY_CATEGORIES:

@@ -12,6 +12,7 @@ import gzip
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,7 +49,10 @@ def open_wordnet(database: Path = DATABASE, manual: Path = MANUAL) -> Iterator:
         (root / "lexnames").write_text(_lexnames(manual), encoding="utf-8")
         nltk.data.path.append(str(root.resolve()))  # nltk reads only below its data paths
         try:
-            yield _reader_class()(str(root.resolve()), None)
+            with warnings.catch_warnings():  # "multilingual functions are not available": none are used
+                warnings.simplefilter("ignore", UserWarning)
+                reader = _reader_class()(str(root.resolve()), None)
+            yield reader
         finally:
             nltk.data.path.remove(str(root.resolve()))
 
