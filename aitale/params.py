@@ -274,6 +274,9 @@ class SafetyParams(Strict):
     operating_point: dict[AgeGroup, OperatingPoint] = Field(
         description="per age group: the recall (then precision) the cross-validated thresholds aim at"
     )
+    stories_pass: float = Field(
+        ge=0, le=1, description="share of the project's own stories (data/stories) that must pass for their age group"
+    )
 
     @field_validator("operating_point")
     @classmethod

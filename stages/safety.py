@@ -2,15 +2,16 @@
 
 Expands the concept lexicons through WordNet (Debian's ``wordnet-base``), takes the look-alike letter table
 and the profanity model from their pinned packages, fits the screen and chooses its thresholds by
-cross-validation on the train part, and writes its bundle (``screen.json`` and ``arrays.npz``) to
+cross-validation on the train part (raised where needed so that ``safety.stories_pass`` of the project's
+own stories pass for their age group), and writes its bundle (``screen.json`` and ``arrays.npz``) to
 ``--output-dir``, which ``prepare``, ``evaluate``, ``tell`` and the server load; to ``--metrics`` the
 precision and recall, per test part, age policy and category, of the old keyword filter, the screen
 before this one, the rules alone, the classifier alone and the whole screen; to ``--plots-dir`` the
 precision-recall curves per age group with the operating point marked.
 
     python -m stages.safety --passages data/safety/passages.jsonl --rules data/safety/rules.yaml \\
-        --concepts data/safety/concepts.yaml --output-dir models/safety --metrics metrics/safety.json \\
-        --plots-dir metrics/safety_plots
+        --concepts data/safety/concepts.yaml --stories data/stories --output-dir models/safety \\
+        --metrics metrics/safety.json --plots-dir metrics/safety_plots
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from aitale import cli
+from aitale.data.stories import load_stories
 from aitale.errors import ParamsError, SourceError
 from aitale.io import atomic_dir, write_json
 from aitale.params import SafetyParams, load_section
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--passages", required=True, help="hand-labelled passages (jsonl, with a train/test split)")
     parser.add_argument("--rules", required=True, help="the lexicon of word and phrase rules (YAML)")
     parser.add_argument("--concepts", required=True, help="concept lexicons as WordNet synsets (YAML)")
+    parser.add_argument("--stories", required=True, help="the project's own stories (safety.stories_pass of them pass)")
     parser.add_argument("--output-dir", required=True, help="folder for the screen's bundle")
     parser.add_argument("--metrics", required=True, help="JSON file for precision and recall on the test part")
     parser.add_argument("--plots-dir", required=True, help="folder for the precision-recall curves (CSV)")
@@ -55,11 +58,12 @@ def main(argv: list[str] | None = None) -> int:
             raise SourceError(f"{args.rules}: " + "; ".join(problems))
         with open_wordnet() as wordnet:
             concepts = expand(wordnet, spec)
+        stories = [(s.text, s.age_group) for s in load_stories(args.stories)]
     except (ParamsError, SourceError, OSError, yaml.YAMLError) as err:
         log.error("%s", err)
         return 2
     shipped = profanity.extract() if "profanity" in params.features else None
-    screen, metrics, curves = build(passages, lexicon, concepts, confusables.table(), shipped, params)
+    screen, metrics, curves = build(passages, lexicon, concepts, confusables.table(), shipped, params, stories)
     with atomic_dir(args.output_dir) as staging:
         screen.save(staging)
     with atomic_dir(args.plots_dir) as staging:

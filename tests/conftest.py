@@ -31,6 +31,8 @@ def screen_dir(tmp_path_factory) -> Path:
         str(REPO / "data/safety/rules.yaml"),
         "--concepts",
         str(REPO / "data/safety/concepts.yaml"),
+        "--stories",
+        str(REPO / "data/stories"),
         "--output-dir",
         str(root / "screen"),
         "--metrics",

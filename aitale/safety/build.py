@@ -3,6 +3,7 @@ measured on the test part: the untouched test part of the first labelled set, th
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from aitale.data.labels import AGE_GROUPS
 from aitale.params import SafetyParams
 from aitale.safety import legacy
-from aitale.safety.classifier import Featurizer, fit
+from aitale.safety.classifier import UNSAFE, Featurizer, fit
 from aitale.safety.concepts import Concepts
 from aitale.safety.confusables import fold
 from aitale.safety.labelled import Passage
@@ -18,7 +19,7 @@ from aitale.safety.measure import curve, judges, report
 from aitale.safety.profanity import Profanity
 from aitale.safety.rules import Rules, learn_exceptions
 from aitale.safety.screen import Screen
-from aitale.safety.thresholds import choose, out_of_fold
+from aitale.safety.thresholds import NEVER, choose, out_of_fold
 
 PARTS = {  # the test parts reported, by name
     "untouched_test": lambda p: p.untouched,
@@ -28,7 +29,13 @@ PARTS = {  # the test parts reported, by name
 
 
 def build(
-    passages: list[Passage], lexicon: dict, concepts: dict, alikes: dict, profanity: dict | None, params: SafetyParams
+    passages: list[Passage],
+    lexicon: dict,
+    concepts: dict,
+    alikes: dict,
+    profanity: dict | None,
+    params: SafetyParams,
+    stories: list[tuple[str, str]] = (),
 ) -> tuple[Screen, dict, dict]:
     """The screen, its metrics (each judge's precision and recall per test part and age policy), and its
     precision-recall curves ({age: {part: [{recall, precision, threshold}]}, with the operating point)."""
@@ -36,7 +43,7 @@ def build(
     test = [p for p in passages if p.split == "test"]
     if not train or not test:
         raise ValueError("the labelled passages need both a train and a test part")
-    screen = fit_screen(train, lexicon, concepts, alikes, profanity, params)
+    screen = fit_screen(train, lexicon, concepts, alikes, profanity, params, stories)
     before = legacy.old_screen([p for p in train if p.untouched], lexicon, params)
     every = judges(screen, before)
     parts = {name: [p for p in test if belongs(p)] for name, belongs in PARTS.items()}
@@ -58,9 +65,16 @@ def build(
 
 
 def fit_screen(
-    train: list[Passage], lexicon: dict, concepts: dict, alikes: dict, profanity: dict | None, params: SafetyParams
+    train: list[Passage],
+    lexicon: dict,
+    concepts: dict,
+    alikes: dict,
+    profanity: dict | None,
+    params: SafetyParams,
+    stories: list[tuple[str, str]] = (),
 ) -> Screen:
-    """Rules (with the exceptions learned from the safe train passages), classifier and cross-validated thresholds."""
+    """Rules (with the exceptions learned from the safe train passages), classifier and cross-validated thresholds,
+    the ``unsafe`` ones raised where needed so that ``params.stories_pass`` of ``stories`` ((text, age group)) pass."""
     rules = Rules(lexicon)
     if "exceptions" in params.features:
         safe = [fold(p.text, alikes) for p in train if not p.unsafe_for(AGE_GROUPS[0])]
@@ -76,4 +90,26 @@ def fit_screen(
     ruled = {a: np.array([any(h.flags(a) for h in rules.hits(p.text)) for p in folded]) for a in AGE_GROUPS}
     thresholds = choose(folded, scores, ruled, params)
     *_, fitted = fit(folded, featurizer, regularization=params.regularization, min_df=params.min_df, seed=params.seed)
-    return Screen(rules, fitted, thresholds, params.passage_sentences, alikes)
+    screen = Screen(rules, fitted, thresholds, params.passage_sentences, alikes)
+    for age in AGE_GROUPS:
+        own = [text for text, group in stories if group == age]
+        if own:
+            thresholds[age][UNSAFE] = max(
+                thresholds[age][UNSAFE], passing_threshold(screen, own, age, params.stories_pass)
+            )
+    return screen
+
+
+def passing_threshold(screen: Screen, texts: list[str], age_group: str, share: float) -> float:
+    """The lowest ``unsafe`` threshold (on the 1e-4 grid) at which ``share`` of ``texts`` pass for ``age_group``."""
+    held = {a: {**limits, UNSAFE: NEVER} if a == age_group else limits for a, limits in screen.thresholds.items()}
+    verdicts = Screen(screen.rules, screen.classifier, held, screen.passage_sentences, screen.alikes).judge_many(
+        texts, age_group
+    )
+    scores = sorted(v.unsafe for v in verdicts if v.safe)  # a story a rule fails fails at any threshold
+    needed = math.ceil(share * len(texts))
+    if needed == 0:
+        return 0.0
+    if needed > len(scores):
+        return NEVER
+    return math.floor(scores[needed - 1] * 1e4) / 1e4 + 1e-4
