@@ -47,7 +47,9 @@ class Rules:
             for level, terms in (lexicon.get("terms", {}).get(category) or {}).items()
             for term in terms
         ]
-        self._exceptions = [_pattern(p) for p in lexicon.get("exceptions", [])]
+        self._exceptions: dict[str, list[tuple[str, ...]]] = {}  # by first word, as the terms below
+        for phrase in lexicon.get("exceptions", []):
+            self._exceptions.setdefault(_pattern(phrase)[0], []).append(_pattern(phrase))
         self._by_first: dict[str, list] = {}  # a term is tried only where its first word is
         for entry in self._terms:
             self._by_first.setdefault(entry[3][0], []).append(entry)
@@ -64,9 +66,11 @@ class Rules:
     def hits(self, text: str) -> list[Hit]:
         words = tokens(text)
         excused = set()
-        for pattern in self._exceptions:
-            for start, end in _matches(words, pattern, set()):
-                excused.update(range(start, end))
+        for start, word in enumerate(words):
+            for form in sorted(word.forms & self._exceptions.keys()):
+                for pattern in self._exceptions[form]:
+                    if (end := _match_at(words, pattern, start, set())) is not None:
+                        excused.update(range(start, end))
         found = []
         for start, word in enumerate(words):
             if start in excused:
