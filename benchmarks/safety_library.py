@@ -27,6 +27,7 @@ from aitale.data.gutenberg import parse_book
 from aitale.data.labels import SAFETY_CATEGORIES
 from aitale.data.stories import load_stories
 from aitale.data.text import word_count
+from aitale.errors import SourceError
 from aitale.io import write_json, write_text
 from aitale.machine import describe
 from aitale.params import PrepareParams, SafetyParams, load_section
@@ -85,11 +86,12 @@ def _library(screens: dict, library: Path) -> dict:
     manifest = [line.split("\t") for line in (library / "MANIFEST.tsv").read_text().splitlines()[1:]]
     per_book, totals, records = [], {n: Counter() for n in screens}, 0
     for book_id, _, _, title, *_ in manifest:
-        tales = [
-            t
-            for t in parse_book((library / f"pg{book_id}.txt").read_bytes(), int(book_id))
-            if prepare.min_words <= word_count(t.text) <= prepare.max_words
-        ]
+        try:
+            parsed = parse_book((library / f"pg{book_id}.txt").read_bytes(), int(book_id))
+        except SourceError as err:  # today's splitter finds no stories in some bedtime books and novels
+            per_book.append({"book": int(book_id), "title": title, "records": 0, "not_split": str(err)})
+            continue
+        tales = [t for t in parsed if prepare.min_words <= word_count(t.text) <= prepare.max_words]
         row = {"book": int(book_id), "title": title, "records": len(tales)}
         for name, screen in screens.items():
             removed = Counter()
@@ -121,6 +123,9 @@ def _table(result: dict) -> str:
         "| --- |" + " ---: |" * (3 + len(SAFETY_CATEGORIES)),
     ]
     for row in [*result["per_book"], {"book": "all", "title": "", "records": result["records"], **_all(result)}]:
+        if "not_split" in row:
+            lines.append(f"| {row['book']} {row['title']} | 0 (not split by aitale/data today) |" + " |" * 8)
+            continue
         cells = [f"{row['before'].get(c, 0)} -> {row['screen'].get(c, 0)}" for c in SAFETY_CATEGORIES]
         removed = f"{row['before'].get('removed', 0)} | {row['screen'].get('removed', 0)}"
         lines.append(f"| {row['book']} {row['title']} | {row['records']} | {removed} | " + " | ".join(cells) + " |")
