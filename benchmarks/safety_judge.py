@@ -4,7 +4,7 @@ operating points: the thresholds cross-validation on the train part chooses (``c
 ``safety.stories_pass`` of the project's own stories pass for their age group (``stories``, as the stage does).
 
     .venv/bin/python -m benchmarks.safety_judge              # every variant (about 5 minutes each on 2 cores)
-    .venv/bin/python -m benchmarks.safety_judge --only default
+    .venv/bin/python -m benchmarks.safety_judge --only +pairs+concepts
 
 Results: benchmarks/results/safety_judge.json
 """
@@ -37,8 +37,15 @@ VARIANTS = {  # name: features (beside lemmas and the rules)
     "+pairs+concepts": ["pairs", "concepts"],
     "+pairs+concepts+relations": ["pairs", "concepts", "relations"],
     "+pairs+concepts+relations+chars": ["pairs", "concepts", "relations", "chars"],
-    "default (+exceptions)": ["pairs", "concepts", "relations", "chars", "exceptions"],
-    "default+profanity": ["pairs", "concepts", "relations", "chars", "exceptions", "profanity"],
+    "+pairs+concepts+relations+chars+exceptions": ["pairs", "concepts", "relations", "chars", "exceptions"],
+    "+pairs+concepts+relations+chars+exceptions+profanity": [
+        "pairs",
+        "concepts",
+        "relations",
+        "chars",
+        "exceptions",
+        "profanity",
+    ],
 }
 
 
