@@ -4,7 +4,7 @@ PYTHON ?= python3
 # Stages run as `python -m stages.X` under dvc: put the venv first on PATH for them.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro check lint deps system-deps test audit bench seed-spread queue review human-eval-sheet human-eval-score story serve clean
+.PHONY: safety-labels setup repro check lint deps system-deps test audit bench seed-spread queue review human-eval-sheet human-eval-score story serve clean
 
 setup: $(VENV)/.installed
 
@@ -20,6 +20,11 @@ repro: setup system-deps  ## run the whole pipeline on params.yaml
 check: setup  ## validate every section of params.yaml (what `dvc repro` runs first)
 	python -m stages.check
 
+# Newly labelled passages (jsonl files in LABELS) merged into the set, checked, and the data card's counts redone
+LABELS ?= data/safety/incoming  # new labellers' files (JSON lines, the card's schema)
+safety-labels: setup  ## merge $(LABELS)/*.jsonl into data/safety/passages.jsonl (checked; a label never changes)
+	python -m aitale.safety.merge data/safety/passages.jsonl $(sort $(wildcard $(LABELS)/*.jsonl)) --card data/safety/README.md
+
 lint: setup  ## ruff: lint and formatting (settings in pyproject.toml)
 	ruff check .
 	ruff format --check .
@@ -29,15 +34,16 @@ deps: setup  ## after adding, moving or removing an import: rewrite each stage's
 
 # Debian packages the pipeline and the tests use: Link Grammar (its program, library and Python binding) for
 # the grammar story metric (evaluate, stages.judge; aitale/evaluation/grammar.py loads Debian's binding into
-# the venv), and a real browser (and its driver) for the story page's test.
-SYSTEM_PACKAGES = link-grammar liblink-grammar5 python3-link-grammar chromium chromium-driver
+# the venv), the WordNet database the safety stage expands its concept lexicons with (/usr/share/wordnet), and
+# a real browser (and its driver) for the story page's test.
+SYSTEM_PACKAGES = link-grammar liblink-grammar5 python3-link-grammar wordnet-base chromium chromium-driver
 system-deps:  ## install the Debian packages the pipeline and tests use, where apt-get can (else says what is missing)
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	else echo "missing Debian packages: $$missing (without link-grammar the grammar metric fails;" \
-		"without chromium the page test is skipped)"; fi
+	else echo "missing Debian packages: $$missing (without link-grammar the grammar metric fails, without" \
+		"wordnet-base the safety stage; without chromium the page test is skipped)"; fi
 
 # Two workers (pytest-xdist), each test file on one: most of a test's time is one core's (a stage's
 # imports, dvc), so two run side by side on a 2-core machine; tests/conftest.py builds the shared

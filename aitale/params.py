@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from aitale.errors import ParamsError
-from aitale.labels import AGE_GROUPS, SAFETY_CATEGORIES, STYLES, THEMES
+from aitale.labels import AGE_GROUPS, STYLES, THEMES
 
 Section = TypeVar("Section", bound=BaseModel)
 
@@ -213,29 +213,38 @@ Theme = Literal[THEMES]  # type: ignore[valid-type]
 # --- safety: the content screen (aitale/safety) every text for a child passes -----------------
 
 
+SAFETY_FEATURES = ("pairs", "concepts", "relations", "chars", "profanity", "exceptions")
+
+
+class OperatingPoint(Strict):
+    recall: float = Field(gt=0, le=1, description="the least recall the threshold keeps in cross-validation")
+    precision: float = Field(gt=0, le=1, description="a lower threshold is taken where it keeps this precision")
+
+
 class SafetyParams(Strict):
-    seed: int = Field(description="seed for the classifier's solver")
+    seed: int = Field(description="seed of the cross-validation folds and the classifier's solver")
     passage_sentences: int = Field(
         ge=1, le=4, description="a text is judged in passages of at most this many sentences"
     )
     regularization: PositiveFloat = Field(description="inverse L2 strength (scikit-learn's C) of the classifier")
     min_df: PositiveInt = Field(description="a word or word pair in fewer labelled passages is not a feature")
-    thresholds: dict[AgeGroup, dict[str, float]] = Field(
-        description="per age group and category: the classifier score at which a passage fails"
+    features: list[Literal[SAFETY_FEATURES]] = Field(  # type: ignore[valid-type]
+        description="what the judge uses beside lemmas and the rules (aitale/safety/classifier.py)"
+    )
+    folds: int = Field(ge=2, le=10, description="cross-validation folds of the train part that choose the thresholds")
+    operating_point: dict[AgeGroup, OperatingPoint] = Field(
+        description="per age group: the recall (then precision) the cross-validated thresholds aim at"
+    )
+    stories_pass: float = Field(
+        ge=0, le=1, description="share of the project's own stories (data/stories) that must pass for their age group"
     )
 
-    @field_validator("thresholds")
+    @field_validator("operating_point")
     @classmethod
-    def _every_policy(cls, thresholds: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-        for age in AGE_GROUPS:
-            given = thresholds.get(age)
-            if given is None:
-                raise ValueError(f"{age}: every age group needs its thresholds")
-            if set(given) != set(SAFETY_CATEGORIES):
-                raise ValueError(f"{age}: one threshold per category, exactly: {', '.join(SAFETY_CATEGORIES)}")
-            if bad := [c for c, v in given.items() if not 0 < v <= 1]:
-                raise ValueError(f"{age}.{bad[0]}: a threshold is a score in (0, 1]")
-        return thresholds
+    def _every_policy(cls, points: dict[str, OperatingPoint]) -> dict[str, OperatingPoint]:
+        if missing := [age for age in AGE_GROUPS if age not in points]:
+            raise ValueError(f"{', '.join(missing)}: every age group needs its operating point")
+        return points
 
 
 # --- model: the tokenizer stage and the architecture trained by `train` --------------

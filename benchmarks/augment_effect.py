@@ -46,6 +46,7 @@ from aitale.data.text import word_count
 from aitale.io import write_json
 from aitale.params import PrepareParams, load_section, read_params
 from aitale.safety import load_screen
+from benchmarks.common import safety_args
 
 REPO = Path(__file__).resolve().parents[1]
 # "copies": a control, no method: the same share of train stories added again unchanged, so the
@@ -78,17 +79,7 @@ def main() -> None:
     if not screen_dir.is_dir():
         screen_dir = work / "safety"
         if not screen_dir.is_dir():
-            _run(
-                "safety",
-                "--passages",
-                "data/safety/passages.jsonl",
-                "--rules",
-                "data/safety/rules.yaml",
-                "--output-dir",
-                screen_dir,
-                "--metrics",
-                work / "safety.json",
-            )
+            _run("safety", *safety_args(screen_dir, work / "safety.json", work / "safety_plots"))
 
     (work / "no-books").mkdir(exist_ok=True)
     (work / "no-books" / "manifest.json").write_text('{"books": []}')

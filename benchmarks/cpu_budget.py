@@ -33,6 +33,7 @@ from aitale.machine import NATIVE, cpu_flags, describe
 from aitale.modeling.tracking import loss_curve
 from aitale.params import set_dotted
 from benchmarks.books_sweep import plot_curves
+from benchmarks.common import safety_args
 
 REPO = Path(__file__).resolve().parents[1]
 BOOKS = [28, 503, 640, 2591, 5314, 7128, 11339, 17208, 22373, 29021]
@@ -130,11 +131,7 @@ class Budget:
         w = self.work
         self.write(0, 1)
         return {
-            "safety": self.run(
-                "safety", "--passages", str(REPO / "data/safety/passages.jsonl"), "--rules",
-                str(REPO / "data/safety/rules.yaml"), "--output-dir", str(w / "safety"),
-                "--metrics", str(w / "safety.json"),
-            ),
+            "safety": self.run("safety", *safety_args(w / "safety", w / "safety.json", w / "safety_plots")),
             "download": self.run("download", "--output-dir", str(w / "raw")),
             "prepare": self.run(
                 "prepare", "--stories", str(REPO / "data/stories"), "--books", str(w / "raw"), "--screen",

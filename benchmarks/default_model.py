@@ -32,6 +32,7 @@ from aitale.evaluation.perplexity import score_texts, torch_logits
 from aitale.io import read_jsonl
 from aitale.machine import describe
 from aitale.params import set_dotted
+from benchmarks.common import safety_args
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUT = REPO / "benchmarks" / "results" / "default_model.json"
@@ -98,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         config = work / "params.yaml"
         config.write_text(yaml.safe_dump(base, sort_keys=False))
         run("download", config, "--output-dir", work / "raw")
-        labels = REPO / "data/safety"
-        run("safety", config, "--passages", labels / "passages.jsonl", "--rules", labels / "rules.yaml",
-            "--output-dir", work / "safety", "--metrics", work / "safety.json")  # fmt: skip
+        run("safety", config, *safety_args(work / "safety", work / "safety.json", work / "safety_plots"))
         run("prepare", config, "--stories", REPO / "data/stories", "--books", work / "raw", "--screen",
             work / "safety", "--output-dir", work / "data", "--metrics", work / "data.json")  # fmt: skip
         splits = {name: read_jsonl(work / "data" / f"{name}.jsonl") for name in ("val", "test", "holdout")}

@@ -66,6 +66,7 @@ from aitale.modeling.checkpoint import Checkpoints
 from aitale.modeling.model import build_model, model_context
 from aitale.modeling.tracking import Tracker
 from aitale.params import Hyperparams, ModelParams, TrainParams, load_section
+from benchmarks.common import safety_args
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "benchmarks" / "results" / "train_speed.json"
@@ -108,17 +109,7 @@ def prepare_data(config: Path, fresh: bool, workdir: Path) -> Data:
     screen = workdir / "safety"
     commands = [
         ["stages.download", "--output-dir", raw],
-        [
-            "stages.safety",
-            "--passages",
-            REPO / "data/safety/passages.jsonl",
-            "--rules",
-            REPO / "data/safety/rules.yaml",
-            "--output-dir",
-            screen,
-            "--metrics",
-            workdir / "safety.json",
-        ],
+        ["stages.safety", *safety_args(screen, workdir / "safety.json", workdir / "safety_plots")],
         [
             "stages.prepare",
             "--stories",

@@ -40,10 +40,16 @@ def screen_dir(tmp_path_factory) -> Path:
         str(REPO / "data/safety/passages.jsonl"),
         "--rules",
         str(REPO / "data/safety/rules.yaml"),
+        "--concepts",
+        str(REPO / "data/safety/concepts.yaml"),
+        "--stories",
+        str(REPO / "data/stories"),
         "--output-dir",
         str(root / "screen"),
         "--metrics",
         str(root / "safety.json"),
+        "--plots-dir",
+        str(root / "plots"),
     )
     assert result.returncode == 0, result.stderr
     return root / "screen"

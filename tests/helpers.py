@@ -57,6 +57,8 @@ TINY = {
     "export": {"latency_contexts": [32], "latency_tokens": 4, "throughput_batch": 2, "max_bpb_stories": 2},
     "distill": {"n_layer": 1, "n_head": 2, "n_embd": 16, "epochs": 1, "batch_size": 64},
     "classify": {"max_tokens": 32, "passage_sentences": 12, "max_train_passages": 200},
+    # the screen with its cheaper features and two folds (the whole one is built by tests/conftest.py's screen_dir)
+    "safety": {"features": ["pairs", "concepts", "exceptions"], "folds": 2},
 }
 
 

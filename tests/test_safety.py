@@ -11,7 +11,8 @@ from aitale.errors import ParamsError, SourceError
 from aitale.params import SafetyParams, load_section
 from aitale.safety import legacy, load_screen
 from aitale.safety.build import build
-from aitale.safety.classifier import fit
+from aitale.safety.classifier import Featurizer, fit
+from aitale.safety.concepts import Concepts
 from aitale.safety.labelled import load_passages
 from aitale.safety.rules import Rules
 from tests.helpers import REPO, run_stage
@@ -54,16 +55,15 @@ def test_the_old_filter_missed_these_and_the_screen_catches_them(content_screen)
         assert legacy.violations(text) == []
         verdict = content_screen.judge(text, "3-5")
         assert not verdict.safe and category in verdict.categories, (text, verdict.reasons)
-        assert verdict.scores[category] >= content_screen.thresholds["3-5"][category] or any(
-            r["source"] == "rule" and r["category"] == category for r in verdict.reasons
-        )
+        assert any(r["category"] == category for r in verdict.reasons)
 
 
 def test_one_brutal_paragraph_fails_a_long_gentle_story(content_screen):
-    story = max((s for s in load_stories(REPO / "data/stories") if s.age_group == "6-8"), key=lambda s: len(s.text))
+    # the longest 6-8 story the screen passes (safety.stories_pass of them must: tests/test_stories.py)
+    gentle = [s for s in load_stories(REPO / "data/stories") if s.age_group == "6-8"]
+    story = max((s for s in gentle if content_screen.judge(s.text, "6-8").safe), key=lambda s: len(s.text))
     paragraphs = story.text.split("\n\n")
     spliced = "\n\n".join([*paragraphs[: len(paragraphs) // 2], BRUTAL, *paragraphs[len(paragraphs) // 2 :]])
-    assert content_screen.judge(story.text, "6-8").safe
     verdict = content_screen.judge(spliced, "6-8")
     assert not verdict.safe and "violence" in verdict.categories and verdict.passages > 5
     assert all("wolf" in r["passage"] for r in verdict.reasons)  # the reasons point at the inserted passage
@@ -90,39 +90,64 @@ def test_rules_match_every_inflection_as_a_whole_word():
 
 
 def test_the_classifier_scores_as_scikit_learn_does():
-    train = [p for p in PASSAGES if p.split == "train"][:150]
-    vectorizer, models, classifier = fit(
-        [p.text for p in train], [p.categories for p in train], [p.youngest for p in train],
-        regularization=4.0, min_df=1, seed=0,
-    )  # fmt: skip
-    texts = [p.text for p in PASSAGES if p.split == "test"][:40] + ["", "zzz unknown words only"]
+    from scipy.sparse import hstack
+
+    train = [p for p in PASSAGES if p.split == "train"][:300]
+    concepts = Concepts({"weapon": ["knife", "cleaver", "axe"], "kill": ["kill", "smother"], "child": ["boy", "girl"]})
+    featurizer = Featurizer(["pairs", "concepts", "relations", "chars"], concepts, None)
+    vectorizers, models, _, classifier = fit(train, featurizer, regularization=4.0, min_df=1, seed=0)
+    texts = [p.text for p in PASSAGES if p.split == "test"][:40] + ["", "zzz unknown words only", "He killed the boy."]
     ours = classifier.scores(texts)
-    matrix = vectorizer.transform(texts)
-    for (age, category), model in models.items():
+    matrix = hstack([vectorizers["words"].transform(texts), vectorizers["chars"].transform(texts)]).tocsr()
+    for (age, head), model in models.items():
         expected = model.predict_proba(matrix)[:, 1]
-        np.testing.assert_allclose([s[age][category] for s in ours], expected, atol=1e-6)
+        np.testing.assert_allclose([s[age][head] for s in ours], expected, atol=1e-9)
 
 
-def test_the_test_part_never_shapes_the_screen():
-    params = load_section(SafetyParams, "safety", REPO / "params.yaml")
+def test_the_saved_screen_scores_as_the_one_the_stage_measured(screen_dir, content_screen):
+    """The bundle read back (load_screen) gives the scores the stage's metrics came from."""
+    metrics = json.loads((screen_dir.parent / "safety.json").read_text())
+    test = [p for p in PASSAGES if p.split == "test" and p.untouched]
+    for age in ("3-5", "9-12"):
+        verdicts = content_screen.judge_many([p.text for p in test], age)
+        flagged = sum(not v.safe for v in verdicts)
+        assert flagged == metrics["untouched_test"][age]["screen"]["overall"]["flagged"]
+
+
+def test_the_test_part_never_shapes_the_screen(tmp_path):
+    params = load_section(SafetyParams, "safety", REPO / "params.yaml").model_copy(
+        update={"features": ["pairs", "concepts"], "folds": 2}
+    )
+    concepts = {"kill": ["kill", "murder", "smother"], "weapon": ["knife", "axe"]}
     relabelled = [p if p.split == "train" else p.model_copy(update={"categories": [], "youngest": "3-5"})
                   for p in PASSAGES]  # fmt: skip
-    screen, metrics = build(PASSAGES, LEXICON, params)
-    again, other = build(relabelled, LEXICON, params)
-    assert screen.to_json() == again.to_json()
+    screen, metrics, _ = build(PASSAGES, LEXICON, concepts, {}, None, params)
+    again, other, _ = build(relabelled, LEXICON, concepts, {}, None, params)
+    for folder, built in (("one", screen), ("two", again)):
+        (tmp_path / folder).mkdir()
+        built.save(tmp_path / folder)
+    for name in ("screen.json", "arrays.npz"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
     assert metrics["test"] != other["test"]  # only the measurement changed
-    combined = metrics["test"]["3-5"]["screen"]["overall"]
-    assert combined["recall"] > metrics["test"]["3-5"]["keyword_filter"]["overall"]["recall"]
+    combined = metrics["untouched_test"]["3-5"]["screen"]["overall"]
+    assert combined["recall"] > metrics["untouched_test"]["3-5"]["keyword_filter"]["overall"]["recall"]
 
 
-def test_safety_metrics_compare_four_screens_per_age_and_category(screen_dir):
+def test_safety_metrics_compare_the_screens_per_test_part_age_and_category(screen_dir):
     metrics = json.loads((screen_dir.parent / "safety.json").read_text())
-    assert metrics["passages"]["test"] + metrics["passages"]["train"] == len(PASSAGES) >= 400
-    for age in ("3-5", "6-8", "9-12"):
-        assert set(metrics["test"][age]) == {"keyword_filter", "rules", "classifier", "screen"}
-        for report in metrics["test"][age].values():
-            assert set(report["per_category"]) == set(LEXICON["terms"])
-            assert 0 <= report["overall"]["precision"] <= 1 and 0 <= report["overall"]["recall"] <= 1
+    assert metrics["passages"]["test"] + metrics["passages"]["train"] == len(PASSAGES) >= 2000
+    assert metrics["passages"]["untouched_test"] == sum(p.split == "test" and p.id <= "s0567" for p in PASSAGES)
+    for part in ("untouched_test", "new_test", "test"):
+        for age in ("3-5", "6-8", "9-12"):
+            assert set(metrics[part][age]) == {"keyword_filter", "before", "rules", "classifier", "screen"}
+            for report in metrics[part][age].values():
+                assert set(report["per_category"]) == set(LEXICON["terms"])
+                assert 0 <= report["overall"]["precision"] <= 1 and 0 <= report["overall"]["recall"] <= 1
+    curves = screen_dir.parent / "plots"
+    point = (curves / "3-5_operating_point.csv").read_text().splitlines()
+    assert point[0].startswith("threshold,recall,precision") and len(point) == 3  # one per test part
+    untouched = metrics["untouched_test"]["3-5"]["screen"]["overall"]
+    assert f",{untouched['recall']},{untouched['precision']},True,untouched_test" in "\n".join(point)
 
 
 def test_screen_command_adds_the_verdict_and_keeps_the_other_fields(tmp_path, screen_dir):
@@ -166,10 +191,13 @@ def test_a_missing_screen_says_how_to_build_it(tmp_path):
         load_screen(tmp_path)
 
 
-def test_thresholds_need_every_age_group_and_category(tmp_path):
+def test_every_age_group_needs_an_operating_point(tmp_path):
     path = tmp_path / "params.yaml"
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    del params["safety"]["thresholds"]["6-8"]["sexual"]
+    del params["safety"]["operating_point"]["6-8"]
+    params["safety"]["features"] = ["pairs", "smell"]
     path.write_text(yaml.safe_dump(params))
-    with pytest.raises(ParamsError, match=r"safety\.thresholds: 6-8: one threshold per category"):
+    with pytest.raises(ParamsError) as raised:
         load_section(SafetyParams, "safety", path)
+    assert "safety.operating_point: 6-8: every age group needs its operating point" in str(raised.value)
+    assert "safety.features" in str(raised.value) and "smell" in str(raised.value)

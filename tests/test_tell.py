@@ -1,6 +1,7 @@
 """`python -m stages.tell` on the tiny project's models: a screened story, repeatable by seed, refused when unsafe."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -29,14 +30,14 @@ def test_a_story_passes_the_screen_and_the_same_seed_tells_it_again(dvc_project)
 
 def test_a_story_no_draw_of_which_passes_is_refused_with_reasons(dvc_project, tmp_path):
     strict = tmp_path / "strict"
-    strict.mkdir()
-    bundle = json.loads((dvc_project / "models/safety/screen.json").read_text())
+    shutil.copytree(dvc_project / "models/safety", strict)
+    bundle = json.loads((strict / "screen.json").read_text())
     bundle["thresholds"] = {age: dict.fromkeys(limits, 1e-9) for age, limits in bundle["thresholds"].items()}
     (strict / "screen.json").write_text(json.dumps(bundle))
     refused = tell(dvc_project, *STORY, "--seed", "5", "--screen", str(strict), "--redraws", "2")
     assert refused.returncode == 3 and refused.stdout == ""
     assert "passed the content screen for ages 3-5 in 3 attempts" in refused.stderr
-    assert "(classifier): score" in refused.stderr
+    assert "(classifier): score" in refused.stderr and "for ages 3-5" in refused.stderr
 
 
 def test_a_bad_request_is_refused_before_any_model_loads(dvc_project):

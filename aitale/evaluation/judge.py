@@ -13,8 +13,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
-from aitale.data.labels import AGE_GROUPS
 from aitale.evaluation.metrics import DEFAULT_AGE_GROUP, judge
+from aitale.labels import AGE_GROUPS
 
 MAX_PROBLEMS_SHOWN = 20
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from aitale.generation.decoders import DECODER_ONLY, Cache, CacheLayout, Decoder, full_inputs
-from aitale.generation.sampling import GenerationSettings, choose, process
+from aitale.generation.sampling import GenerationSettings, choose, masked, process
 
 LENGTH, STOP, CANCELLED = "length", "stop", "cancelled"  # why a row ended (OpenAI's finish_reason words)
 
@@ -35,6 +35,7 @@ class Row:
     tokens: list[int] = field(default_factory=list)  # written so far (end-of-text included when written)
     finish_reason: str | None = None
     stop_text: str | None = None  # the text up to a stop string, when one ended the row
+    mask: Any = None  # tokens it may never write: ``mask.banned(ids)`` flags them (aitale.safety.mask.TokenMask)
     rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -132,7 +133,10 @@ class Batch:
 
     def _extend(self, row: Row, logits: np.ndarray) -> None:
         settings = row.settings
-        scores = process(logits, self._history(row), len(row.tokens), settings, self.eos)
+        history = self._history(row)
+        if row.mask is not None:
+            logits = masked(logits, row.mask.banned(history))
+        scores = process(logits, history, len(row.tokens), settings, self.eos)
         token = choose(scores, settings, row.rng)
         row.tokens.append(token)
         if token == self.eos:
@@ -202,17 +206,20 @@ def generate(
     max_batch: int | None = None,
     decode: Callable[[list[int]], str] | None = None,
     on_end: Callable[[Row], None] | None = None,
+    masks: Sequence[Any] | None = None,
 ) -> list[Row]:
     """Every prompt written to its end, ``max_batch`` rows at a time (all at once by default), in order.
 
     ``settings`` is one for all rows or one per prompt. Each returned row holds the new
     tokens (ending with end-of-text if the model wrote it) and why it ended; ``on_end`` is
-    called with each row as it ends (a progress bar).
+    called with each row as it ends (a progress bar); ``masks``, one per prompt (or None), the tokens each row may
+    never write.
     """
     per_row = [settings] * len(prompts) if isinstance(settings, GenerationSettings) else list(settings)
     if len(per_row) != len(prompts):
         raise ValueError(f"{len(prompts)} prompts but {len(per_row)} settings")
-    rows = [Row(list(p), s, key=i) for i, (p, s) in enumerate(zip(prompts, per_row))]
+    masks = [None] * len(prompts) if masks is None else list(masks)
+    rows = [Row(list(p), s, key=i, mask=m) for i, (p, s, m) in enumerate(zip(prompts, per_row, masks))]
     batch = Batch(decoder, eos_token_id, decode)
     waiting = list(rows)
     limit = max_batch or len(rows) or 1

@@ -86,6 +86,17 @@ def process(
     return scores
 
 
+def masked(scores: np.ndarray, banned: np.ndarray | None) -> np.ndarray:
+    """``scores`` with the ``banned`` tokens (one flag per token id, e.g. an age group's never-allowed words:
+    :mod:`aitale.safety.mask`) made impossible; ids past the flags (a model's padded vocabulary) stay allowed."""
+    if banned is None or not banned.any():
+        return scores
+    out = np.array(scores, dtype=np.float32, copy=True)
+    flags = banned[: out.size]
+    out[: flags.size][flags] = -np.inf
+    return out
+
+
 def choose(scores: np.ndarray, settings: GenerationSettings, rng: np.random.Generator) -> int:
     """The next token: the argmax when greedy, else a draw from ``rng``."""
     return sample(scores, rng) if settings.do_sample else int(np.argmax(scores))

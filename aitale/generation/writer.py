@@ -67,12 +67,14 @@ class Writer:
         keep_last: int | None = None,
         progress: str | None = None,
         as_story: bool = False,
+        masks: Sequence | None = None,
     ) -> list[Written]:
         """Each prompt continued with its settings, ``max_batch`` rows at a time.
 
         ``keep_last`` keeps only a prompt's last tokens (room for a continuation of a long text);
         ``progress`` names a progress bar of the stories written; ``as_story`` turns the part
-        markers into paragraph breaks.
+        markers into paragraph breaks; ``masks`` (one per prompt) the tokens each may never write
+        (:class:`aitale.safety.mask.TokenMask`, for the request's age group).
         """
         decode = self.codec.decode_story if as_story else self.codec.decode
         encoded = [self.codec.encode(p)[-keep_last:] if keep_last else self.codec.encode(p) for p in prompts]
@@ -84,6 +86,7 @@ class Writer:
                 max_batch=max_batch,
                 decode=self.codec.decode,
                 on_end=lambda _: bar.update(),
+                masks=masks,
             )
         return [
             Written(

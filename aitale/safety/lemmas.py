@@ -22,17 +22,19 @@ class Token(NamedTuple):  # a tuple: made once per word of every passage screene
     word: str  # lower-cased, as written
     forms: frozenset[str]  # the word and every lemma of it
     feature: str  # the one form the classifier counts
+    verb: str | None  # the verb lemma, where the word may be a verb
     start: int  # character offsets in the text
     end: int
 
 
 @lru_cache(maxsize=65536)
-def _forms(word: str) -> tuple[frozenset[str], str]:
+def _forms(word: str) -> tuple[frozenset[str], str, str | None]:
     lemmas = getAllLemmas(word)
     forms = {word, *(lemma for found in lemmas.values() for lemma in found)}
     forms |= {w for w in word.split("-") if w} if "-" in word else set()
     feature = next((lemmas[pos][0] for pos in _FEATURE_ORDER if lemmas.get(pos)), word)
-    return frozenset(f.lower() for f in forms), feature.lower()
+    verb = lemmas["VERB"][0].lower() if lemmas.get("VERB") else None
+    return frozenset(f.lower() for f in forms), feature.lower(), verb
 
 
 @lru_cache(maxsize=4096)
@@ -42,8 +44,8 @@ def tokens(text: str) -> tuple[Token, ...]:
     for match in WORD.finditer(text):
         word = match.group(0).lower()
         word = word[:-2] if word.endswith("'s") else word  # the wolf's -> wolf
-        forms, feature = _forms(word)
-        found.append(Token(word, forms, feature, match.start(), match.end()))
+        forms, feature, verb = _forms(word)
+        found.append(Token(word, forms, feature, verb, match.start(), match.end()))
     return tuple(found)
 
 

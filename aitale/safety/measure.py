@@ -1,4 +1,5 @@
-"""Precision and recall of a screen on labelled passages, overall and per category, for each age policy.
+"""Precision and recall of a screen on labelled passages, overall and per category, for each age policy, and its
+precision-recall curve over the ``unsafe`` head's threshold.
 
 A passage is a positive for age group ``a`` when it is not acceptable for ``a``; for category ``c``,
 when it is also labelled ``c``. A screen is right on a category when it flags that category.
@@ -8,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from aitale.labels import AGE_GROUPS, SAFETY_CATEGORIES
+from aitale.labels import SAFETY_CATEGORIES
 from aitale.safety import legacy
+from aitale.safety.classifier import UNSAFE
 from aitale.safety.labelled import Passage
 from aitale.safety.rules import Rules
 from aitale.safety.screen import Screen
+from aitale.safety.thresholds import NEVER
 
 # (texts, age group) -> per text, the categories flagged (empty: safe)
 Judge = Callable[[Sequence[str], str], list[set[str]]]
@@ -30,21 +33,43 @@ def keyword_filter(texts: Sequence[str], age_group: str) -> list[set[str]]:
     return [{LEGACY_CATEGORY[v.split(":")[0]] for v in legacy.violations(t)} for t in texts]
 
 
-def judges(screen: Screen) -> dict[str, Judge]:
-    """The four screens the report compares: the old filter, the rules alone, the classifier alone, both."""
-    never = {a: dict.fromkeys(SAFETY_CATEGORIES, 2.0) for a in AGE_GROUPS}  # a score never reaches 2
-    rules_only = Screen(screen.rules, screen.classifier, never, screen.passage_sentences)
-    classifier_only = Screen(Rules({}), screen.classifier, screen.thresholds, screen.passage_sentences)
+def judges(screen: Screen, before: Screen) -> dict[str, Judge]:
+    """The screens the report compares: the old keyword filter, the screen before this one (rules and its lemma
+    classifier), and this one's rules alone, classifier alone, and whole."""
+    never = {a: dict.fromkeys(limits, NEVER) for a, limits in screen.thresholds.items()}
+    rules_only = Screen(screen.rules, screen.classifier, never, screen.passage_sentences, screen.alikes)
+    classifier_only = Screen(Rules({}), screen.classifier, screen.thresholds, screen.passage_sentences, screen.alikes)
 
     def of(s: Screen) -> Judge:
         return lambda texts, age: [set(v.categories) for v in s.judge_many(list(texts), age)]
 
     return {
         "keyword_filter": keyword_filter,
+        "before": of(before),
         "rules": of(rules_only),
         "classifier": of(classifier_only),
         "screen": of(screen),
     }
+
+
+def curve(screen: Screen, passages: Sequence[Passage], age_group: str, points: int = 101) -> list[dict]:
+    """Precision and recall as the ``unsafe`` threshold moves (rules and categories as they are), at most
+    ``points`` thresholds; the screen's own threshold is the row with ``operating`` true."""
+    chosen = screen.thresholds[age_group][UNSAFE]
+    held = {a: {**limits, UNSAFE: NEVER} if a == age_group else limits for a, limits in screen.thresholds.items()}
+    verdicts = Screen(screen.rules, screen.classifier, held, screen.passage_sentences, screen.alikes).judge_many(
+        [p.text for p in passages], age_group
+    )
+    base = [not v.safe for v in verdicts]
+    unsafe = [p.unsafe_for(age_group) for p in passages]
+    grid = sorted({round(i / (points - 1), 4) for i in range(points)} | {round(min(chosen, 1.0), 4)})
+    rows = []
+    for t in grid:
+        measured = rates([b or v.unsafe >= t for b, v in zip(base, verdicts)], unsafe)
+        operating = t == round(min(chosen, 1.0), 4)
+        rows.append({"threshold": t, "recall": measured["recall"], "precision": measured["precision"],
+                     "operating": operating})  # fmt: skip
+    return rows
 
 
 def rates(predicted: Sequence[bool], actual: Sequence[bool]) -> dict:

@@ -25,6 +25,7 @@ class Hit:
     term: str
     allowed_from: str  # an age group, or "never"
     text: str  # the words as written
+    at: int = -1  # index of its first word in the text's words
 
     def flags(self, age_group: str) -> bool:
         return self.allowed_from == NEVER or AGE_GROUPS.index(age_group) < AGE_GROUPS.index(self.allowed_from)
@@ -46,25 +47,35 @@ class Rules:
             for level, terms in (lexicon.get("terms", {}).get(category) or {}).items()
             for term in terms
         ]
-        self._exceptions = [_pattern(p) for p in lexicon.get("exceptions", [])]
         # Like a term, an exception is tried only where its first word is (one led by "*" everywhere).
-        self._exceptions_by_first: dict[str, list] = {}
-        for pattern in self._exceptions:
-            if pattern[0] != "*":
-                self._exceptions_by_first.setdefault(pattern[0], []).append(pattern)
-        self._exceptions_anywhere = [pattern for pattern in self._exceptions if pattern[0] == "*"]
+        self._exceptions: dict[str, list[tuple[str, ...]]] = {}
+        self._exceptions_anywhere: list[tuple[str, ...]] = []
+        for phrase in lexicon.get("exceptions", []):
+            pattern = _pattern(phrase)
+            if pattern[0] == "*":
+                self._exceptions_anywhere.append(pattern)
+            else:
+                self._exceptions.setdefault(pattern[0], []).append(pattern)
         self._by_first: dict[str, list] = {}  # a term is tried only where its first word is
         for entry in self._terms:
             self._by_first.setdefault(entry[3][0], []).append(entry)
+
+    def with_exceptions(self, phrases: list[str]) -> Rules:
+        """These rules with more exception phrases (sorted, each once)."""
+        known = self.lexicon.get("exceptions", [])
+        return Rules({**self.lexicon, "exceptions": [*known, *sorted(set(phrases) - set(known))]})
+
+    def terms_for(self, age_group: str) -> list[str]:
+        """The terms that count against ``age_group`` (listed under ``never`` or an older group), sorted."""
+        return sorted({term for _, level, term, _ in self._terms if Hit("", term, level, "").flags(age_group)})
 
     def hits(self, text: str) -> list[Hit]:
         words = tokens(text)
         excused = set()
         for start, word in enumerate(words):
-            for form in word.forms & self._exceptions_by_first.keys():
-                for pattern in self._exceptions_by_first[form]:
-                    end = _match_at(words, pattern, start, set())
-                    if end is not None:
+            for form in sorted(word.forms & self._exceptions.keys()):
+                for pattern in self._exceptions[form]:
+                    if (end := _match_at(words, pattern, start, set())) is not None:
                         excused.update(range(start, end))
         for pattern in self._exceptions_anywhere:
             for start, end in _matches(words, pattern, set()):
@@ -78,7 +89,7 @@ class Rules:
                 for category, level, term, pattern in self._by_first[form]:
                     end = _match_at(words, pattern, start, excused)
                     if end is not None:
-                        found.append(Hit(category, term, level, text[word.start : words[end - 1].end]))
+                        found.append(Hit(category, term, level, text[word.start : words[end - 1].end], start))
         return found
 
 
@@ -124,3 +135,35 @@ def check_lexicon(lexicon: dict) -> list[str]:
     if not isinstance(exceptions, list) or not all(isinstance(t, str) and t.strip() for t in exceptions):
         problems.append("exceptions: a list of phrases")
     return problems
+
+
+# words too common to make an exception of ("kill the" would excuse every killing)
+_COMMON = frozenset(
+    "a an the and or but to of in on at by for with from as is was be been his her him their them its it he she "
+    "they we you i my your our this that there then so not no all some could would should can will shall may might "
+    "must one everybody everyone anybody anyone somebody someone nobody over more very when what who how why where "
+    "just only every each now little old whole look looked know knew make made catch caught keep kept until into "
+    "out up down off again".split()
+)
+
+
+def learn_exceptions(rules: Rules, safe: list[str], unsafe: list[str]) -> list[str]:
+    """Phrases round a one-word rule's hit in ``safe`` texts, joined to the nearest uncommon word on either side
+    within three words ("a stab in the dark" -> "stab * dark"; "dressed to kill" -> "dressed * kill"), that no
+    ``unsafe`` text holds: the idioms of the hard negatives, learned. Sorted."""
+    candidates = set()
+    for text in safe:
+        words = tokens(text)
+        for hit in rules.hits(text):
+            if len(_pattern(hit.term)) != 1:
+                continue
+            after = [j for j in range(hit.at + 1, min(hit.at + 1 + _GAP, len(words))) if words[j].word not in _COMMON]
+            before = [j for j in range(hit.at - 1, max(hit.at - 1 - _GAP, -1), -1) if words[j].word not in _COMMON]
+            if after:
+                gap = " * " if after[0] > hit.at + 1 else " "
+                candidates.add(f"{hit.term}{gap}{words[after[0]].word}")
+            if before:
+                gap = " * " if before[0] < hit.at - 1 else " "
+                candidates.add(f"{words[before[0]].word}{gap}{hit.term}")
+    held = [tokens(text) for text in unsafe]
+    return sorted(c for c in candidates if not any(next(_matches(w, _pattern(c), set()), None) for w in held))
