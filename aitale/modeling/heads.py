@@ -144,8 +144,6 @@ def fine_tune(
     """A copy of ``probe`` whose trunk and score layer are trained together on ``examples`` (AdamW, the probe's
     score layer as the start, passages in a seeded order, classes weighted to count alike as the probe's)."""
     head = copy.deepcopy(probe)
-    for parameter in head.parameters():
-        parameter.requires_grad_(True)
     targets = torch.from_numpy(task.targets(examples))
     loss = weighted_loss(task, targets)
     optimizer = torch.optim.AdamW(head.parameters(), lr=learning_rate, weight_decay=0.0)
