@@ -288,4 +288,13 @@ library-budget: setup library-mirror  ## the library recipe for BUDGET_MINUTES, 
 	python -m benchmarks.cpu_budget --minutes $(BUDGET_MINUTES) --native-bf16 --mirror $(LIBRARY_MIRROR) \
 		--title "the 87-book library" --output benchmarks/results/library_budget.json $(LIBRARY_DATA) $(LIBRARY_RECIPE)
 
-.PHONY: library library-data library-mirror library-sweep library-budget
+# Control a reader can see (benchmarks/control_library.py): after `make library` the workspace holds the library
+# model and its splits; the heads on its trunk and the control grid, 5 stories per condition, with intervals.
+LIBRARY_MODEL ?= models/storyteller
+LIBRARY_PROCESSED ?= data/processed
+CONTROL_ARGS ?=  # e.g. --fine-tune-epochs 3 --work /tmp/library-heads
+library-control: setup  ## heads and control gains with intervals on the trained library model
+	python -m benchmarks.control_library --model $(LIBRARY_MODEL) --data $(LIBRARY_PROCESSED) --screen models/safety \
+		--output benchmarks/results/control_library.json $(CONTROL_ARGS)
+
+.PHONY: library library-data library-mirror library-sweep library-budget library-control

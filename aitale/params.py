@@ -485,6 +485,9 @@ class ControlParams(Strict):
     stories_per_condition: PositiveInt = Field(
         description="stories written per request of the grid, with and without control tokens"
     )
+    bootstrap_resamples: int = Field(
+        ge=100, description="resamples of the paired bootstrap giving each gain's 95% interval (seeded)"
+    )
 
 
 class EvaluateParams(Strict):
@@ -512,6 +515,12 @@ class ClassifyParams(Strict):
     max_train_passages: NonNegativeInt = Field(
         description="train each head on at most this many passages (a seeded sample); 0 = all"
     )
+    fine_tune_epochs: NonNegativeInt = Field(
+        description="also fine-tune each head's trunk and score layer this many epochs, and keep whichever of "
+        "probe and fine-tuned head scores better on the held-out stories; 0 = the linear probe only"
+    )
+    fine_tune_learning_rate: PositiveFloat = Field(description="AdamW learning rate of the fine-tuning")
+    fine_tune_batch_size: PositiveInt = Field(description="passages per fine-tuning step")
 
 
 class HumanEvalParams(Strict):

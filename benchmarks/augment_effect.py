@@ -39,8 +39,8 @@ import time
 from pathlib import Path
 
 from aitale.data.augment import METHODS, changed_share
-from aitale.data.books import age_group_for
 from aitale.data.gutenberg import parse_book
+from aitale.data.readability import age_group_for
 from aitale.data.records import Story
 from aitale.data.text import word_count
 from aitale.io import write_json

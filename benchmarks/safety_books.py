@@ -20,8 +20,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from aitale.data.books import age_group_for
 from aitale.data.gutenberg import parse_book
+from aitale.data.readability import age_group_for
 from aitale.data.text import word_count
 from aitale.io import write_json
 from aitale.params import PrepareParams, load_section

@@ -6,7 +6,9 @@ trained on the same passages beside it (``baseline.json``). Labels: the custom s
 matter for theme (multi-label), style and age; the hand-labelled passages of
 ``data/emotion/passages.jsonl`` for emotion. Train-split stories train; val and test stories
 are held out. ``--metrics`` gets each head's macro-F1 on the held-out stories (per passage, and
-per story for the story labels) against its baseline, and which of the two the evaluation uses.
+per story for the story labels) against its baseline, and which of the two the evaluation uses. A head is a
+linear probe on the frozen trunk; with ``--fine_tune_epochs N`` (``classify.fine_tune_epochs``) the trunk and
+score layer are also fine-tuned, and the better of the two on the held-out stories is kept (both scores recorded).
 
     python -m stages.classify --model models/weights/storyteller --train data/processed/train.jsonl \\
         --heldout data/processed/val.jsonl data/processed/test.jsonl --emotions data/emotion/passages.jsonl \\
@@ -66,8 +68,9 @@ def run(args, params: ClassifyParams) -> int:
     write_json(args.metrics, metrics)
     for task, scores in metrics["heads"].items():
         log.info(
-            "%s: macro-F1 head %.3f, baseline %.3f (held-out passages); the evaluation uses the %s",
+            "%s: macro-F1 head (%s) %.3f, baseline %.3f (held-out passages); the evaluation uses the %s",
             task,
+            scores["head_kind"].replace("_", "-"),
             scores["head"]["macro_f1"],
             scores["baseline"]["macro_f1"],
             scores["chosen"],

@@ -246,31 +246,20 @@ def pass_rates(screen: Screen, stories: list[str]) -> dict[str, float]:
 def control_accuracy(writer: Writer, params, seed: int, classifiers: str, screen: Screen) -> dict:
     """The control grid written with and without control tokens, judged by the classify stage's judges."""
     from aitale.evaluation import control
-    from aitale.modeling.classify import Judge
 
-    judges = {d: Judge(Path(classifiers) / d) for d in control.DIMENSIONS}
-    requests = control.grid(
-        params.sample_prompts, params.control.themes, params.control.stories_per_condition, seed + 20_000
+    result = control.measure(
+        writer,
+        params.sample_prompts,
+        params.control.themes,
+        params.control.stories_per_condition,
+        seed + 20_000,
+        judges=control.load_judges(classifiers),
+        screen=screen,
+        resamples=params.control.bootstrap_resamples,
     )
-    settings = [writer.defaults.but(seed=r.seed) for r in requests]
-    conditioned = writer.write(
-        [prompt(r.title, r.age_group, r.style, [r.theme]) for r in requests], settings, progress="control, conditioned"
-    )
-    plain = writer.write([prompt(r.title) for r in requests], settings, progress="control, unconditioned")
-    result = control.report(
-        requests, [w.text for w in conditioned], [w.text for w in plain], judges, params.control.themes
-    )
-    # each conditioned story judged for the age group it was asked for
-    result["screen_pass_rate"] = {
-        age: round(
-            fmean(screen.judge(w.text, age).safe for r, w in zip(requests, conditioned) if r.age_group == age), 4
-        )
-        for age in AGE_GROUPS
-    }
-    log.info(
-        "control accuracy, conditioned vs not: %s",
-        {d: (result["conditioned"][d], result["unconditioned"][d]) for d in control.DIMENSIONS},
-    )
+    for d in control.DIMENSIONS:
+        gain, low, high = (result[key][d] for key in ("gain_points", "gain_ci_low", "gain_ci_high"))
+        log.info("control gain, %s: %+.1f points (95%% interval %+.1f to %+.1f)", d, gain, low, high)
     return result
 
 

@@ -29,6 +29,7 @@ VALIDATES_EVERYTHING = "check"  # reads no key one by one: it validates the whol
 READ_WHEN_NEEDED = {
     "download": {"data.gutenberg.mirror", "data.gutenberg.sha256", "data.gutenberg.timeout_s"},  # books to fetch
     "prepare": {"prepare.dedupe.near_duplicate_same_title"},  # two books' stories with the same title
+    "classify": {"classify.fine_tune_learning_rate", "classify.fine_tune_batch_size"},  # fine_tune_epochs > 0
 }
 
 

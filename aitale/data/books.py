@@ -28,17 +28,13 @@ from tqdm import tqdm
 
 from aitale.data.chapters import split_numbered, whole_story
 from aitale.data.gutenberg import BookStory, decode_book, split_stories, strip_boilerplate
-from aitale.data.readability import reading_grade
+from aitale.data.readability import age_group_for
 from aitale.data.records import Story, slugify
 from aitale.data.text import word_count
 from aitale.errors import SourceError
 from aitale.labels import STYLES
 
 log = logging.getLogger(__name__)
-
-# Flesch-Kincaid grade -> the youngest age group that reads at that level. The old
-# translations carry no age labels, so reading difficulty is the honest stand-in.
-GRADE_TO_AGE = ((3.0, "3-5"), (6.0, "6-8"))
 
 KINDS = ("tales", "stories", "chapters", "story")
 
@@ -228,11 +224,6 @@ def _story(record: BookStory, book: Book, book_title: str) -> Story:
         themes_source="none",  # no theme is given: a judge may predict them later
         tale=f"pg{book.id}" if book.kind == "chapters" else key,
     )
-
-
-def age_group_for(text: str) -> str:
-    grade = reading_grade(text)
-    return next((age for limit, age in GRADE_TO_AGE if grade < limit), "9-12")
 
 
 def book_id_of(record_id: str) -> int | None:

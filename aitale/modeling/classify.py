@@ -5,7 +5,10 @@ story carries its story's labels, and a story is judged by the mean over its pas
 labels are per passage (``data/emotion``). Stories of the train split train; the others are
 held out, so no story is seen on both sides. Each task folder holds the head, the baseline
 (``baseline.json``) and ``judge.json``, which names the one that scored better on the held-out
-stories: that one judges stories in the evaluation.
+stories: that one judges stories in the evaluation. The head is a linear probe on the frozen trunk or,
+where ``classify.fine_tune_epochs`` asks and it scores better on the held-out stories, the trunk and score
+layer fine-tuned together; ``metrics/classify.json`` records the scores of both (``probe``,
+``fine_tuned``).
 """
 
 from __future__ import annotations
@@ -33,7 +36,14 @@ from aitale.modeling.baseline import (
     macro_f1,
     predictions,
 )
-from aitale.modeling.heads import build_head, feature_probabilities, features, fit_score_layer, head_probabilities
+from aitale.modeling.heads import (
+    build_head,
+    feature_probabilities,
+    features,
+    fine_tune,
+    fit_score_layer,
+    head_probabilities,
+)
 from aitale.modeling.model import model_context
 from aitale.params import ClassifyParams
 
@@ -101,60 +111,98 @@ def train_heads(model_dir: str | Path, data: dict[str, Dataset], params: Classif
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     storyteller = AutoModelForCausalLM.from_pretrained(model_dir)
     max_tokens = min(params.max_tokens, model_context(storyteller))
-    metrics = {"heads": {}, "max_tokens": max_tokens}
-    probe = build_head(storyteller, Task("probe", ("a", "b")))  # the frozen trunk, shared by every head
+    metrics = {"heads": {}, "max_tokens": max_tokens, "fine_tune_epochs": params.fine_tune_epochs}
+    probe = build_head(storyteller, Task("probe", ("a", "b")))  # the frozen trunk, shared by every probe
     texts = sorted({ex.text for d in data.values() for ex in (*d.train, *d.heldout)})
     known = dict(zip(texts, features(probe, tokenizer, texts, max_tokens)))
     for name, dataset in data.items():
-        task = dataset.task
         log.info(
             "%s: %d labels, %d train passages, %d held out",
             name,
-            len(task.labels),
+            len(dataset.task.labels),
             len(dataset.train),
             len(dataset.heldout),
         )
-        head = build_head(storyteller, task)
-        fit_score_layer(
-            head,
-            task,
-            dataset.train,
-            np.stack([known[ex.text] for ex in dataset.train]),
-            params.regularization,
-            params.seed,
-        )
-        baseline = Baseline(task, params.seed).fit(dataset.train)
-        texts = [ex.text for ex in dataset.heldout]
-        held_out = np.stack([known[text] for text in texts]) if texts else np.zeros((0, storyteller.config.n_embd))
-        scores = {
-            "head": score(task, dataset.heldout, feature_probabilities(head, held_out), params.threshold),
-            "baseline": score(task, dataset.heldout, baseline.probabilities(texts), params.threshold),
-        }
-        key = "macro_f1_stories" if name in STORY_TASKS else "macro_f1"
-        chosen = "head" if scores["head"][key] >= scores["baseline"][key] else "baseline"
-        folder = output / name
-        head.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        write_json(folder / BASELINE_FILE, baseline_to_json(baseline))
-        write_json(
-            folder / JUDGE_FILE,
-            {
-                "chosen": chosen,
-                "max_tokens": max_tokens,
-                "passage_sentences": params.passage_sentences,
-                "threshold": params.threshold,
-                "story_label": name in STORY_TASKS,
-            },
-        )
-        metrics["heads"][name] = {
-            "labels": list(task.labels),
-            "train_passages": len(dataset.train),
-            "heldout_passages": len(dataset.heldout),
-            "heldout_stories": len({ex.group for ex in dataset.heldout}),
-            **scores,
-            "chosen": chosen,
-        }
+        metrics["heads"][name] = train_task(storyteller, tokenizer, dataset, known, params, max_tokens, output / name)
     return metrics
+
+
+def train_task(
+    storyteller, tokenizer, dataset: Dataset, known: dict, params: ClassifyParams, max_tokens: int, folder: Path
+) -> dict:
+    """One task's head and baseline, saved in ``folder`` with ``judge.json``; their held-out scores."""
+    task = dataset.task
+    head, kind, heads = fitted_head(storyteller, tokenizer, dataset, known, params, max_tokens)
+    baseline = Baseline(task, params.seed).fit(dataset.train)
+    texts = [ex.text for ex in dataset.heldout]
+    scores = {
+        "head": heads[kind],
+        "baseline": score(task, dataset.heldout, baseline.probabilities(texts), params.threshold),
+    }
+    key = judged_by(task)
+    chosen = "head" if scores["head"][key] >= scores["baseline"][key] else "baseline"
+    head.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    write_json(folder / BASELINE_FILE, baseline_to_json(baseline))
+    write_json(
+        folder / JUDGE_FILE,
+        {
+            "chosen": chosen,
+            "head_kind": kind,
+            "max_tokens": max_tokens,
+            "passage_sentences": params.passage_sentences,
+            "threshold": params.threshold,
+            "story_label": task.name in STORY_TASKS,
+        },
+    )
+    return {
+        "labels": list(task.labels),
+        "train_passages": len(dataset.train),
+        "heldout_passages": len(dataset.heldout),
+        "heldout_stories": len({ex.group for ex in dataset.heldout}),
+        **scores,
+        "chosen": chosen,
+        "head_kind": kind,
+        **heads,
+    }
+
+
+def fitted_head(storyteller, tokenizer, dataset: Dataset, known: dict, params: ClassifyParams, max_tokens: int):
+    """The linear probe on the frozen trunk and, where ``fine_tune_epochs`` asks, the fine-tuned head: the one
+    that scores better on the held-out stories (the probe on a tie), its kind, and the scores of both."""
+    task = dataset.task
+    probe = build_head(storyteller, task)
+    train_features = np.stack([known[ex.text] for ex in dataset.train])
+    fit_score_layer(probe, task, dataset.train, train_features, params.regularization, params.seed)
+    texts = [ex.text for ex in dataset.heldout]
+    held_out = np.stack([known[text] for text in texts]) if texts else np.zeros((0, storyteller.config.n_embd))
+    scores = {"probe": score(task, dataset.heldout, feature_probabilities(probe, held_out), params.threshold)}
+    scores["fine_tuned"] = None
+    if not params.fine_tune_epochs:
+        return probe, "probe", scores
+    tuned = fine_tune(
+        probe,
+        tokenizer,
+        task,
+        dataset.train,
+        max_tokens,
+        epochs=params.fine_tune_epochs,
+        learning_rate=params.fine_tune_learning_rate,
+        batch_size=params.fine_tune_batch_size,
+        seed=params.seed,
+    )
+    probabilities = head_probabilities(tuned, tokenizer, texts, max_tokens)
+    scores["fine_tuned"] = score(task, dataset.heldout, probabilities, params.threshold)
+    key = judged_by(task)
+    log.info("%s: macro-F1 %.3f probe, %.3f fine-tuned", task.name, scores["probe"][key], scores["fine_tuned"][key])
+    if scores["fine_tuned"][key] > scores["probe"][key]:
+        return tuned, "fine_tuned", scores
+    return probe, "probe", scores
+
+
+def judged_by(task: Task) -> str:
+    """The score that picks between two classifiers of ``task``: per story for the story labels."""
+    return "macro_f1_stories" if task.name in STORY_TASKS else "macro_f1"
 
 
 def score(task: Task, examples: list[Example], probabilities: np.ndarray, threshold: float) -> dict[str, float]:
@@ -170,14 +218,19 @@ def score(task: Task, examples: list[Example], probabilities: np.ndarray, thresh
 
 
 class Judge:
-    """One task's better classifier (as ``judge.json`` names it), scoring whole stories."""
+    """One task's better classifier (as ``judge.json`` names it), scoring whole stories.
 
-    def __init__(self, folder: str | Path):
+    ``use="baseline"`` judges with the TF-IDF baseline whichever won: it learned from the team's labels only,
+    never from the storyteller whose stories it judges."""
+
+    def __init__(self, folder: str | Path, use: str | None = None):
         folder = Path(folder)
         self.settings = json.loads((folder / JUDGE_FILE).read_text(encoding="utf-8"))
         self.baseline = SavedBaseline(json.loads((folder / BASELINE_FILE).read_text(encoding="utf-8")))
         self.task = self.baseline.task
-        self.chosen = self.settings["chosen"]
+        self.chosen = use or self.settings["chosen"]
+        if self.chosen not in ("head", "baseline"):
+            raise ValueError(f"a judge uses the head or the baseline, not {self.chosen!r}")
         if self.chosen == "head":
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
             self.head = AutoModelForSequenceClassification.from_pretrained(folder).eval()
