@@ -89,21 +89,26 @@ def fit_score_layer(
     """Fit the score layer as a linear probe on the frozen trunk: logistic regression without intercept
     (the layer has no bias), classes weighted to count alike; one binary model per label when multi-label."""
     targets = task.targets(examples)
-    weight = np.zeros((len(task.labels), trunk_features.shape[1]), dtype=np.float32)
+    # A few of the trunk's dimensions are far larger than the rest, which took lbfgs thousands of
+    # iterations: it fits on features scaled to unit RMS, and the scale is folded back into the weights
+    # (no bias needed, so the layer stays a plain matrix).
+    scale = np.sqrt(np.mean(np.square(trunk_features, dtype=np.float64), axis=0)) + 1e-6
+    scaled = trunk_features / scale
+    weight = np.zeros((len(task.labels), trunk_features.shape[1]), dtype=np.float64)
     model = LogisticRegression(
         C=regularization, fit_intercept=False, class_weight="balanced", max_iter=5000, random_state=seed
     )
     if task.multi_label:
         for k in range(len(task.labels)):
             if 0 < targets[:, k].sum() < len(targets):
-                weight[k] = model.fit(trunk_features, targets[:, k]).coef_[0]
+                weight[k] = model.fit(scaled, targets[:, k]).coef_[0]
     else:
-        model.fit(trunk_features, targets)
+        model.fit(scaled, targets)
         if len(model.classes_) == 2:  # one binary weight w: softmax over (-w/2, w/2) is sigmoid(w x)
             weight[model.classes_[0]], weight[model.classes_[1]] = -model.coef_[0] / 2, model.coef_[0] / 2
         else:
             weight[model.classes_] = model.coef_
-    head.score.weight.data = torch.from_numpy(weight)
+    head.score.weight.data = torch.from_numpy((weight / scale).astype(np.float32))
 
 
 @torch.no_grad()
