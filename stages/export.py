@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     model = load_trained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if (problem := special_ids_problem(model.config, len(tokenizer))) is not None:
+        log.error("%s: %s; nothing was written", model_dir / "config.json", problem)
+        return 2
     try:
         with atomic_dir(args.output_dir) as staging:
             export_all(model, model_dir, staging, params.opset)
@@ -113,6 +116,19 @@ def main(argv: list[str] | None = None) -> int:
         if not goal["met"]:
             log.warning("goal not met: %s <= %s (got %s)", name, goal["goal"], ratios[name])
     return 0
+
+
+def special_ids_problem(config, tokens: int) -> str | None:
+    """What is wrong with the config's end-of-text id, if anything: it must be a token of the tokenizer and of
+    the model's output (the decoders hold it back and stop on it)."""
+    eos = config.eos_token_id
+    for value in eos if isinstance(eos, list) else [eos]:
+        if value is not None and not 0 <= value < min(tokens, config.vocab_size):
+            return (
+                f"eos_token_id {value} lies outside the vocabulary ({tokens} tokens in the tokenizer, "
+                f"{config.vocab_size} in the model): set eos_token_id to the tokenizer's end-of-text id"
+            )
+    return None
 
 
 if __name__ == "__main__":

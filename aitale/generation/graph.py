@@ -235,8 +235,9 @@ def _padding_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 def seq2seq_shape(config) -> Shape:
     if config.model_type != "t5":
         raise UnsupportedModel(f"the sequence-to-sequence export handles t5; this model is {config.model_type!r}")
+    # relative positions: no table, and transformers 5 saves no n_positions (the context is the tokenizer's)
     return Shape(
-        config.num_decoder_layers, config.num_heads, config.d_kv, config.d_model, config.n_positions,
+        config.num_decoder_layers, config.num_heads, config.d_kv, config.d_model, getattr(config, "n_positions", 0),
         config.vocab_size, config.layer_norm_epsilon,
     )  # fmt: skip
 

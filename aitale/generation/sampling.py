@@ -12,6 +12,10 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+# Sampling below this temperature is greedy but for ties closer than it, and the float32 scores divided by
+# it overflow (a temperature under about 1e-38 is 0 in float32): such a row decodes greedily.
+MIN_SAMPLING_TEMPERATURE = 1e-6
+
 
 @dataclass(frozen=True)
 class GenerationSettings:
@@ -36,6 +40,11 @@ class GenerationSettings:
         names = [name for name in cls.__dataclass_fields__ if name not in changes]
         values = {name: getattr(params, name) for name in names if hasattr(params, name)}
         return cls(**{**values, **changes})
+
+    @property
+    def samples(self) -> bool:
+        """Whether the row draws its tokens (else it takes the argmax): ``do_sample`` at a usable temperature."""
+        return self.do_sample and self.temperature >= MIN_SAMPLING_TEMPERATURE
 
     def but(self, **changes) -> GenerationSettings:
         return replace(self, **changes)
@@ -71,7 +80,7 @@ def process(
         scores[banned_ngram_tokens(ids, settings.no_repeat_ngram_size)] = -np.inf
     if eos is not None and generated < settings.min_new_tokens:
         scores[eos] = -np.inf
-    if not settings.do_sample:
+    if not settings.samples:
         return scores
     scores = scores / np.float32(settings.temperature)
     if 0 < settings.top_k < scores.size:
@@ -88,7 +97,7 @@ def process(
 
 def choose(scores: np.ndarray, settings: GenerationSettings, rng: np.random.Generator) -> int:
     """The next token: the argmax when greedy, else a draw from ``rng``."""
-    return sample(scores, rng) if settings.do_sample else int(np.argmax(scores))
+    return sample(scores, rng) if settings.samples else int(np.argmax(scores))
 
 
 def banned_ngram_tokens(ids: Sequence[int], n: int) -> list[int]:

@@ -128,16 +128,19 @@ class Service:
         deadline: float,
         repeatable: bool,
         release: Callable[[str], Awaitable[None]] | None = None,
+        shown: Callable[[str], str] = str,
     ) -> Screened:
         """The screened text of one row; ``release`` receives each newly screened piece (streaming).
 
         ``repeatable``: the request gave its seed (or decodes greedily), so it runs where its tokens
-        cannot depend on the rows beside it.
+        cannot depend on the rows beside it. ``shown(text)`` is what a reader sees with the text (the
+        prompt before a completion, the title above a story): what the screen judges, at every release
+        and at the end.
         """
         decode = self.codec.decode_story if story else self.codec.decode
         engine, timing = self.engine_for(repeatable), _Timing(time.monotonic())
         job = self._submit(engine, prompt_ids, settings, deadline, timing.arrived)
-        shown = _Released(self, decode, age_group, release) if release is not None else None
+        released = _Released(self, decode, age_group, release, shown) if release is not None else None
         tokens: list[int] = []
         row: Row | None = None
         try:
@@ -145,7 +148,7 @@ class Service:
                 kind, value = await self._event(job, deadline, timing)
                 if kind == "tokens":
                     tokens += value
-                    if shown is not None and (unsafe := await shown.more(tokens)) is not None:
+                    if released is not None and (unsafe := await released.more(tokens)) is not None:
                         engine.cancel(job)
                         return Screened("", tokens, len(job.prompt), CONTENT_FILTER, False, unsafe)
                 elif kind == "end":
@@ -158,11 +161,11 @@ class Service:
             self.refresh_gauges()
         text = row.stop_text if row.stop_text is not None else decode(row.tokens)
         text = finish(text, row.finish_reason == STOP) if story else text
-        verdict = self._judge(text, age_group)
+        verdict = self.judge(shown(text), age_group)
         if not verdict["safe"]:
             return Screened("", row.tokens, len(row.prompt), CONTENT_FILTER, False, verdict)
-        if shown is not None:
-            await shown.rest(text)
+        if released is not None:
+            await released.rest(text)
         return Screened(text, row.tokens, len(row.prompt), row.finish_reason, True, verdict)
 
     def _submit(
@@ -195,7 +198,7 @@ class Service:
             self.metrics.tokens.inc(len(value))
         return kind, value
 
-    def _judge(self, text: str, age_group: str) -> dict[str, Any]:
+    def judge(self, text: str, age_group: str) -> dict[str, Any]:
         verdict = self.screen.judge(text, age_group).to_json()
         self.metrics.screened.labels("safe" if verdict["safe"] else "unsafe").inc()
         return verdict
@@ -208,8 +211,16 @@ class Service:
 class _Released:
     """A streamed row's text, released in whole sentences once the content screen has passed them."""
 
-    def __init__(self, service: Service, decode, age_group: str, release: Callable[[str], Awaitable[None]]):
+    def __init__(
+        self,
+        service: Service,
+        decode,
+        age_group: str,
+        release: Callable[[str], Awaitable[None]],
+        shown: Callable[[str], str],
+    ):
         self.service, self.decode, self.age_group, self.release = service, decode, age_group, release
+        self.shown = shown
         self.released = 0  # characters of the text already released
 
     async def more(self, tokens: list[int]) -> dict[str, Any] | None:
@@ -217,7 +228,7 @@ class _Released:
         text = self.decode(tokens)
         cut = sentence_end(text, written=False)
         if cut > self.released:
-            verdict = self.service._judge(text[:cut], self.age_group)
+            verdict = self.service.judge(self.shown(text[:cut]), self.age_group)
             if not verdict["safe"]:
                 return verdict
             await self.release(text[self.released : cut])

@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 
 from aitale.serve.cache import ResponseCache, cache_key
 from aitale.serve.metrics import Metrics
-from aitale.serve.security import KeyLimits, Keys
+from aitale.serve.security import LOOPBACK_NAMES, KeyLimits, Keys, host_name, is_loopback
 from aitale.serve.service import Service, ServiceError
 from aitale.serve.settings import ServeSettings
 
@@ -41,7 +41,16 @@ class ServerState:
         self.cache = ResponseCache(settings.cache_entries, settings.cache_ttl_s)
         self.limiter = Limiter(settings.max_in_flight)
         self.keys = Keys(settings.keys())
-        self.per_key = KeyLimits(settings.key_rate_per_minute, settings.key_burst, settings.key_in_flight)
+        # Without keys on loopback every caller is this machine, one "anonymous" key: per-key limits there
+        # would only stop a load test (max_in_flight still holds). With keys, or keyless on another address
+        # (--allow-public-without-keys), every key is limited.
+        self.keyless_loopback = not self.keys.required and is_loopback(settings.host)
+        self.per_key = (
+            None
+            if self.keyless_loopback
+            else KeyLimits(settings.key_rate_per_minute, settings.key_burst, settings.key_in_flight)
+        )
+        self.host_names = LOOPBACK_NAMES | {settings.host.lower()}
         self.loaded: Service | None = None
         self.status, self.error = "loading", None
 
@@ -67,10 +76,14 @@ class ServerState:
             raise ServiceError(503, "not_ready", "the model is still loading; see /ready")
         return self.loaded
 
-    def admit(self, key: str) -> Callable[[], None]:
-        """Count a request against the server's and its key's limits (429 past either); returns how to leave."""
-        wait = self.per_key.enter(key)
-        if wait is not None:
+    def host_allowed(self, host: str | None) -> bool:
+        """Whether a keyless server answers a request with this Host header (its loopback names only)."""
+        return host is not None and host_name(host) in self.host_names
+
+    def admit(self, key: str, cached: bool = False) -> Callable[[], None]:
+        """Count a request against its key's limits and, unless its answer is ``cached``, the server's (429 past
+        either); returns how to leave. A cache hit costs its key a request like any other."""
+        if self.per_key is not None and (wait := self.per_key.enter(key)) is not None:
             self.metrics.rejections.labels("key_limit").inc()
             raise ServiceError(
                 429,
@@ -78,16 +91,19 @@ class ServerState:
                 "this API key has too many requests in flight or too many in the last minute; retry later",
                 retry_after=wait,
             )
-        if not self.limiter.try_enter():
-            self.per_key.leave(key)
+        if not cached and not self.limiter.try_enter():
+            if self.per_key is not None:
+                self.per_key.leave(key)
             self.metrics.rejections.labels("too_many_requests").inc()
             raise ServiceError(
                 429, "rate_limit_exceeded", f"more than {self.settings.max_in_flight} requests at once; retry later"
             )
 
         def leave() -> None:
-            self.limiter.leave()
-            self.per_key.leave(key)
+            if not cached:
+                self.limiter.leave()
+            if self.per_key is not None:
+                self.per_key.leave(key)
 
         return leave
 
