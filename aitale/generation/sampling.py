@@ -2,7 +2,10 @@
 
 Greedy decoding with these processors is token for token that of ``model.generate(do_sample=False)``
 with the same settings, and the sampling warpers give the same distribution as transformers'
-(``tests/test_export.py`` pins both to transformers).
+(``tests/test_export.py`` pins both to transformers). :func:`process` and :func:`choose` take one
+row; :func:`next_tokens`, what the batch loop runs, takes every row of a step at once and picks the
+same tokens (``tests/test_sampling_rows.py`` pins it to them), with each row's ids kept in a
+:class:`History` rather than copied at every step.
 """
 
 from __future__ import annotations
@@ -116,3 +119,109 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 def sample(scores: np.ndarray, rng: np.random.Generator) -> int:
     cumulative = np.cumsum(softmax(scores.astype(np.float64)))
     return int(min(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"), scores.size - 1))
+
+
+class History:
+    """What the repetition rules read of a row's ids (its prompt and new tokens), kept up to date token by
+    token instead of rebuilt from the whole history at every step: the tokens that followed each
+    (n-1)-gram (no-repeat n-grams) and the ids seen (repetition penalty)."""
+
+    def __init__(self, ids: Sequence[int], settings: GenerationSettings):
+        self.n = settings.no_repeat_ngram_size
+        self.length = 0
+        self.tail: tuple[int, ...] = ()
+        self.follows: dict[tuple[int, ...], list[int]] = {}
+        self.seen: set[int] | None = set() if settings.repetition_penalty != 1.0 else None
+        self._seen_ids: np.ndarray | None = None
+        for token in ids:
+            self.add(token)
+
+    def add(self, token: int) -> None:
+        if self.n:
+            if self.length >= self.n - 1:
+                self.follows.setdefault(self.tail, []).append(token)
+            longer = (*self.tail, token)
+            self.tail = longer[max(0, len(longer) - (self.n - 1)) :] if self.n > 1 else ()
+        if self.seen is not None and token not in self.seen:
+            self.seen.add(token)
+            self._seen_ids = None
+        self.length += 1
+
+    def banned(self) -> list[int]:
+        """As :func:`banned_ngram_tokens` of the whole history."""
+        if not self.n or self.length + 1 < self.n:
+            return []
+        return self.follows.get(self.tail, [])
+
+    def seen_ids(self) -> np.ndarray:
+        if self._seen_ids is None:
+            self._seen_ids = np.fromiter(sorted(self.seen or ()), dtype=np.int64)
+        return self._seen_ids
+
+
+def next_tokens(
+    logits: np.ndarray,
+    settings: Sequence[GenerationSettings],
+    histories: Sequence[History],
+    generated: Sequence[int],
+    rngs: Sequence[np.random.Generator],
+    eos: int | None,
+) -> list[int]:
+    """The next token of every row of ``logits`` (rows, vocab): the tokens :func:`process` and :func:`choose`
+    pick row by row, bit for bit, without their whole-vocabulary sorts (see :func:`_draw`)."""
+    scores = logits.astype(np.float32, copy=True)
+    for i, (row, history) in enumerate(zip(settings, histories)):  # what depends on each row's ids
+        if row.repetition_penalty != 1.0:
+            seen = history.seen_ids()
+            picked = scores[i, seen]
+            penalty = row.repetition_penalty
+            scores[i, seen] = np.where(picked < 0, picked * penalty, picked / penalty)
+        if row.no_repeat_ngram_size:
+            scores[i, history.banned()] = -np.inf
+        if eos is not None and generated[i] < row.min_new_tokens:
+            scores[i, eos] = -np.inf
+    chosen = np.argmax(scores, axis=1).tolist()
+    drawn = [i for i, row in enumerate(settings) if row.samples]
+    if drawn:
+        temperatures = np.array([settings[i].temperature for i in drawn], dtype=np.float32)
+        warped = scores[drawn] / temperatures[:, None]
+        floors = _top_k_floors(warped, [settings[i].top_k for i in drawn])
+        for j, i in enumerate(drawn):
+            chosen[i] = _draw(warped[j], floors[j], settings[i].top_p, rngs[i])
+    return chosen
+
+
+def _top_k_floors(scores: np.ndarray, ks: Sequence[int]) -> np.ndarray:
+    """Each row's k-th largest score, the least that top-k keeps (-inf where top-k keeps everything)."""
+    floors = np.full(len(ks), -np.inf, dtype=np.float32)
+    vocab = scores.shape[1]
+    for k in sorted(set(ks)):
+        if 0 < k < vocab:
+            rows = [i for i, each in enumerate(ks) if each == k]
+            floors[rows] = np.partition(scores[rows], -k, axis=1)[:, -k]
+    return floors
+
+
+def _draw(scores: np.ndarray, floor: np.float32, top_p: float, rng: np.random.Generator) -> int:
+    """The token :func:`process` and :func:`sample` pick after temperature, computed on the scores top-k keeps.
+
+    The tokens a warper removes hold exactly 0 after the exponential, so the sums and cumulative sums over
+    the whole vocabulary are computed with the kept values in their places and zeros elsewhere: the same
+    numbers in the same order, at the cost of the kept tokens' sort rather than the vocabulary's."""
+    vocab = scores.size
+    kept = np.flatnonzero(scores >= floor) if floor > -np.inf else np.flatnonzero(scores > -np.inf)
+    values = scores[kept]
+    if top_p < 1.0:
+        order = np.argsort(values, kind="stable")  # ascending, as transformers' TopPLogitsWarper
+        shifted = np.zeros(vocab, dtype=np.float32)
+        shifted[vocab - kept.size :] = np.exp(values[order] - values.max())
+        cumulative = np.cumsum(shifted[vocab - kept.size :] / shifted.sum())
+        remove = cumulative <= np.float32(1 - top_p)
+        remove[-1] = False  # always keep the likeliest token
+        kept = np.sort(kept[order[~remove]])
+        values = scores[kept]
+    wide = np.zeros(vocab)
+    wide[kept] = np.exp(values.astype(np.float64) - float(values.max()))
+    cumulative = np.cumsum(wide[kept] / wide.sum())
+    past = np.flatnonzero(cumulative > rng.random() * cumulative[-1])
+    return int(kept[past[0]]) if past.size else vocab - 1

@@ -144,17 +144,20 @@ class Service:
         tokens: list[int] = []
         row: Row | None = None
         try:
-            while row is None:
-                kind, value = await self._event(job, deadline, timing)
-                if kind == "tokens":
-                    tokens += value
-                    if released is not None and (unsafe := await released.more(tokens)) is not None:
-                        engine.cancel(job)
-                        return Screened("", tokens, len(job.prompt), CONTENT_FILTER, False, unsafe)
-                elif kind == "end":
-                    row = value
-                else:
-                    raise _error(value)
+            async with asyncio.timeout_at(deadline + 1.0):  # the engine ends it at the deadline; this, if it cannot
+                while row is None:
+                    kind, value = await self._event(job, timing)
+                    if kind == "tokens":
+                        tokens += value
+                        if released is not None and (unsafe := await released.more(tokens, value)) is not None:
+                            engine.cancel(job)
+                            return Screened("", tokens, len(job.prompt), CONTENT_FILTER, False, unsafe)
+                    elif kind == "end":
+                        row = value
+                    else:
+                        raise _error(value)
+        except TimeoutError:
+            raise ServiceError(504, "timeout", "the story took longer than the server allows") from None
         finally:
             if row is None:
                 engine.cancel(job)  # the client went away, or the request failed: free the row now
@@ -182,12 +185,9 @@ class Service:
         self.refresh_gauges()
         return job
 
-    async def _event(self, job: Job, deadline: float, timing: _Timing) -> tuple[str, Any]:
-        """The job's next event (504 past the deadline); new tokens are counted and timed."""
-        try:
-            kind, value = await asyncio.wait_for(job.events.get(), timeout=max(0.0, deadline - job.loop.time() + 1.0))
-        except TimeoutError:
-            raise ServiceError(504, "timeout", "the story took longer than the server allows") from None
+    async def _event(self, job: Job, timing: _Timing) -> tuple[str, Any]:
+        """The job's next event; new tokens are counted and timed."""
+        kind, value = await job.events.get()
         if kind == "tokens":
             now = time.monotonic()
             if timing.last is None:
@@ -222,9 +222,14 @@ class _Released:
         self.service, self.decode, self.age_group, self.release = service, decode, age_group, release
         self.shown = shown
         self.released = 0  # characters of the text already released
+        self.marked = False  # a sentence mark came since the last release: a sentence may have ended
 
-    async def more(self, tokens: list[int]) -> dict[str, Any] | None:
-        """Release the sentences the tokens so far complete; returns the verdict if they fail the screen."""
+    async def more(self, tokens: list[int], new: list[int]) -> dict[str, Any] | None:
+        """Release the sentences the tokens so far complete (``new`` the latest of them); returns the verdict
+        if they fail the screen. The whole text is decoded only once a sentence mark has come."""
+        self.marked = self.marked or any(mark in self.service.codec.decode(new) for mark in ".!?")
+        if not self.marked:
+            return None
         text = self.decode(tokens)
         cut = sentence_end(text, written=False)
         if cut > self.released:
@@ -233,6 +238,7 @@ class _Released:
                 return verdict
             await self.release(text[self.released : cut])
             self.released = cut
+            self.marked = any(mark in text[cut:] for mark in ".!?")
         return None
 
     async def rest(self, text: str) -> None:
