@@ -86,7 +86,8 @@ class Dense(nn.Module):
 
 
 class CachedDecoder(nn.Module):
-    """``logits, *new = decoder(input_ids, attention_mask, position_ids, *past)``: the new positions' keys and values."""
+    """``logits, *new = decoder(input_ids, attention_mask, position_ids, *past)``: ``new``, the keys and values
+    of the new positions only."""
 
     def __init__(self, model: PreTrainedModel):
         super().__init__()
