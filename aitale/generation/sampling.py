@@ -180,15 +180,19 @@ def next_tokens(
             scores[i, history.banned()] = -np.inf
         if eos is not None and generated[i] < row.min_new_tokens:
             scores[i, eos] = -np.inf
-    chosen = np.argmax(scores, axis=1).tolist()
-    drawn = [i for i, row in enumerate(settings) if row.samples]
-    if drawn:
+    chosen = np.argmax(scores, axis=1)
+    drawn = np.array([i for i, row in enumerate(settings) if row.samples], dtype=np.int64)
+    if drawn.size:
         temperatures = np.array([settings[i].temperature for i in drawn], dtype=np.float32)
         warped = scores[drawn] / temperatures[:, None]
         floors = _top_k_floors(warped, [settings[i].top_k for i in drawn])
-        for j, i in enumerate(drawn):
-            chosen[i] = _draw(warped[j], floors[j], settings[i].top_p, rngs[i])
-    return chosen
+        kept = (warped >= floors[:, None]) & (warped > -np.inf)
+        counts = kept.sum(axis=1)
+        for count in np.unique(counts):  # rows keeping as many tokens draw together
+            rows = np.flatnonzero(counts == count)
+            top_p = np.array([settings[drawn[r]].top_p for r in rows])
+            chosen[drawn[rows]] = _draw(warped[rows], kept[rows], int(count), top_p, [rngs[drawn[r]] for r in rows])
+    return chosen.tolist()
 
 
 def _top_k_floors(scores: np.ndarray, ks: Sequence[int]) -> np.ndarray:
@@ -202,26 +206,34 @@ def _top_k_floors(scores: np.ndarray, ks: Sequence[int]) -> np.ndarray:
     return floors
 
 
-def _draw(scores: np.ndarray, floor: np.float32, top_p: float, rng: np.random.Generator) -> int:
-    """The token :func:`process` and :func:`sample` pick after temperature, computed on the scores top-k keeps.
+def _draw(
+    scores: np.ndarray, kept: np.ndarray, count: int, top_p: np.ndarray, rngs: Sequence[np.random.Generator]
+) -> np.ndarray:
+    """The tokens :func:`process` and :func:`sample` pick after temperature, for rows whose top-k keeps ``count``
+    tokens each (``kept``, a mask), computed on the kept tokens only.
 
-    The tokens a warper removes hold exactly 0 after the exponential, so the sums and cumulative sums over
-    the whole vocabulary are computed with the kept values in their places and zeros elsewhere: the same
-    numbers in the same order, at the cost of the kept tokens' sort rather than the vocabulary's."""
-    vocab = scores.size
-    kept = np.flatnonzero(scores >= floor) if floor > -np.inf else np.flatnonzero(scores > -np.inf)
-    values = scores[kept]
-    if top_p < 1.0:
-        order = np.argsort(values, kind="stable")  # ascending, as transformers' TopPLogitsWarper
-        shifted = np.zeros(vocab, dtype=np.float32)
-        shifted[vocab - kept.size :] = np.exp(values[order] - values.max())
-        cumulative = np.cumsum(shifted[vocab - kept.size :] / shifted.sum())
-        remove = cumulative <= np.float32(1 - top_p)
-        remove[-1] = False  # always keep the likeliest token
-        kept = np.sort(kept[order[~remove]])
-        values = scores[kept]
-    wide = np.zeros(vocab)
-    wide[kept] = np.exp(values.astype(np.float64) - float(values.max()))
-    cumulative = np.cumsum(wide[kept] / wide.sum())
-    past = np.flatnonzero(cumulative > rng.random() * cumulative[-1])
-    return int(kept[past[0]]) if past.size else vocab - 1
+    A token a warper removes holds exactly 0 after the exponential, so every sum and cumulative sum over the
+    vocabulary is computed with the kept values in their places and zeros elsewhere: the same numbers added
+    in the same order as over the whole vocabulary, at the cost of sorting the kept tokens rather than all."""
+    rows, vocab = scores.shape
+    at = np.nonzero(kept)[1].reshape(rows, count)  # each row's kept tokens, in vocabulary order
+    values = np.take_along_axis(scores, at, axis=1)
+    highest = values.max(axis=1, keepdims=True)
+    survive = np.ones_like(values, dtype=bool)
+    nucleus = np.flatnonzero(top_p < 1.0)
+    if nucleus.size:
+        order = np.argsort(values[nucleus], axis=1, kind="stable")  # ascending, as transformers' TopPLogitsWarper
+        shifted = np.zeros((nucleus.size, vocab), dtype=np.float32)
+        ascending = np.take_along_axis(values[nucleus], order, axis=1)
+        shifted[:, vocab - count :] = np.exp(ascending - highest[nucleus])
+        cumulative = np.cumsum(shifted[:, vocab - count :] / shifted.sum(axis=1, keepdims=True), axis=1)
+        remove = cumulative <= (1 - top_p[nucleus]).astype(np.float32)[:, None]
+        remove[:, -1] = False  # always keep the likeliest token
+        survive[nucleus] = np.take_along_axis(~remove, np.argsort(order, axis=1), axis=1)
+    wide = np.zeros((rows, vocab))
+    exps = np.where(survive, np.exp(values.astype(np.float64) - highest.astype(np.float64)), 0.0)
+    np.put_along_axis(wide, at, exps, axis=1)
+    cumulative = np.cumsum(exps / wide.sum(axis=1, keepdims=True), axis=1)
+    targets = np.array([rng.random() for rng in rngs]) * cumulative[:, -1]
+    past = cumulative > targets[:, None]
+    return np.where(past.any(axis=1), at[np.arange(rows), past.argmax(axis=1)], vocab - 1)
