@@ -56,6 +56,7 @@ bench: repro  ## speed and quality benchmarks, each against a baseline run along
 	python -m benchmarks.generation_speed
 	python -m benchmarks.noop_repro
 	python -m benchmarks.safety_books  # what the screen removes from the ten books, against the old filter
+	python -m benchmarks.serve_load  # the story service batched against MAX_BATCH=1, the engine, the cache; default and 124M
 	python -m pytest -m slow  # a clean clone's full `dvc repro` gives the committed dvc.lock
 	python -m pytest -m container  # the server's image built with podman, run, and asked for a story
 	$(MAKE) --no-print-directory books-budget  # 30 minutes of the books recipe

@@ -10,9 +10,10 @@ its config, the project's tokenizer, exported here as the export stage does):
   client's time to first text and the server's p95 time to first token (goal: batched >= 3x the tokens/s
   on the default model, >= 5x at 124M);
 - **engine** (in process, no HTTP; the INT8 file): tokens/s at batch 8 against batch 1; ms per token at
-  batch 1 against the weight-streaming floor, the INT8 file's bytes over the memory bandwidth a copy
-  measures on this machine (goal: at most 2x the floor at 124M); onnxruntime's idle threads spinning
-  against not (``session.intra_op.allow_spinning``), interleaved;
+  batch 1 (each decoding step timed: the median, and the best as the least disturbed by other processes)
+  against the weight-streaming floor, the INT8 file's bytes over the memory bandwidth a copy measures on
+  this machine, STREAM's way (bytes read plus written; goal: at most 2x the floor at 124M); onnxruntime's
+  idle threads spinning against not (``session.intra_op.allow_spinning``), interleaved;
 - **cache**: a seeded story's first request (a miss) against the same request again (a hit), medians
   (goal: the hit at least 100x faster).
 
@@ -232,6 +233,22 @@ def timed_generation(decoder, prompts: list[list[int]], tokens: int, max_batch: 
     return time.perf_counter() - began
 
 
+def step_times(decoder, prompt: list[int], tokens: int) -> list[float]:
+    """Seconds of each decoding step of one row (batch 1) after its prefill: the per-token time."""
+    from aitale.generation.batch import Batch, Row
+    from aitale.generation.sampling import GenerationSettings
+
+    settings = GenerationSettings(temperature=0.8, top_k=50, top_p=0.9, no_repeat_ngram_size=3, seed=0)
+    batch = Batch(decoder)
+    batch.admit([Row(prompt, settings.but(max_new_tokens=tokens, min_new_tokens=tokens))])
+    times = []
+    while batch.rows:
+        began = time.perf_counter()
+        batch.advance()
+        times.append(time.perf_counter() - began)
+    return times
+
+
 def engine_figures(model_dir: Path, args) -> dict:
     """Batch 8 against batch 1, ms/token against the weight-streaming floor, spinning against not: INT8, in
     process, each pair interleaved ``--repeats`` times."""
@@ -246,30 +263,32 @@ def engine_figures(model_dir: Path, args) -> dict:
     for decoder in decoders.values():
         timed_generation(decoder, prompts[:1], 4, 1)  # warm
     seconds: dict[str, list[float]] = {"batch_1": [], "batch_8": [], "batch_8_spinning": []}
-    loads = []
+    steps, loads = [], []
     for _ in range(args.repeats):
         loads.append(round(os.getloadavg()[0], 2))
         seconds["batch_1"].append(timed_generation(decoders["0"], prompts[:2], tokens, 1) / 2)
         seconds["batch_8"].append(timed_generation(decoders["0"], prompts, tokens, 8))
         seconds["batch_8_spinning"].append(timed_generation(decoders["1"], prompts, tokens, 8))
-    per_s = {
-        k: round(len(prompts if k != "batch_1" else [0]) * tokens / statistics.median(v), 1) for k, v in seconds.items()
-    }
-    ms_per_token = statistics.median(seconds["batch_1"]) / tokens * 1000
+        steps += step_times(decoders["0"], prompts[0], tokens)
+    rows = {"batch_1": 1, "batch_8": len(prompts), "batch_8_spinning": len(prompts)}  # batch_1: seconds per row
+    per_s = {k: round(rows[k] * tokens / statistics.median(v), 1) for k, v in seconds.items()}
     bandwidth = copy_bandwidth()
     weight_bytes = path.stat().st_size
     floor_ms = weight_bytes / (bandwidth["gb_s"] * 1e9) * 1000
+    step_ms = {"median": statistics.median(steps) * 1000, "best": min(steps) * 1000}
     return {
         "variant": "onnx-int8",
         "tokens_per_s": per_s,
         "batch_8_vs_batch_1": round(per_s["batch_8"] / per_s["batch_1"], 2),
         "spinning_vs_not_at_batch_8": round(per_s["batch_8_spinning"] / per_s["batch_8"], 2),
-        "batch_1_ms_per_token": round(ms_per_token, 3),
+        "batch_1_ms_per_token": round(step_ms["median"], 3),
+        "batch_1_ms_per_token_best": round(step_ms["best"], 3),
         "int8_weight_bytes": weight_bytes,
         "copy_bandwidth": bandwidth,
         "weight_streaming_floor_ms": round(floor_ms, 3),
-        "ms_per_token_vs_floor": round(ms_per_token / floor_ms, 2),
-        "floor_goal": {"goal": FLOOR_GOAL, "met": ms_per_token / floor_ms <= FLOOR_GOAL},
+        "ms_per_token_vs_floor": round(step_ms["median"] / floor_ms, 2),
+        "best_ms_per_token_vs_floor": round(step_ms["best"] / floor_ms, 2),
+        "floor_goal": {"goal": FLOOR_GOAL, "met": step_ms["median"] / floor_ms <= FLOOR_GOAL},
         "load_average_1min": loads,
         "setup": {"new_tokens": tokens, "prompts": len(prompts), "repeats": args.repeats},
     }
@@ -300,6 +319,7 @@ def gpt2_124m_export(project: Path, folder: Path) -> Path:
     generation_config(load_section(GenerateParams, "generate", project / "params.yaml"), tokenizer).save_pretrained(
         saved
     )
+    (folder / "onnx").mkdir(parents=True, exist_ok=True)
     export_all(model, saved, folder / "onnx", opset=17)
     return folder / "onnx"
 

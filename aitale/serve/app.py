@@ -84,8 +84,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
 
 class Guard:
-    """ASGI middleware: the Host header of a keyless server (its loopback names only), API keys on /v1/* and the
-    API schema, /metrics for loopback only (unless configured)."""
+    """ASGI middleware: the Host header of a keyless server on loopback (its loopback names only), API keys on
+    /v1/* and the API schema, /metrics for loopback only (unless configured)."""
 
     def __init__(self, app, server: ServerState, openapi_url: str | None):
         self.app, self.server, self.openapi_url = app, server, openapi_url
@@ -97,7 +97,7 @@ class Guard:
         path = scope["path"]
         request.state.key_id = ANONYMOUS
         refused = None
-        if not server.keys.required and not server.host_allowed(request.headers.get("host")):
+        if server.keyless_loopback and not server.host_allowed(request.headers.get("host")):
             # a page elsewhere whose name was pointed at 127.0.0.1 (DNS rebinding) sends its own name as Host
             server.metrics.rejections.labels("invalid_host").inc()
             refused = error(400, "this server answers only to its loopback names (Host header)", code="invalid_host")

@@ -77,7 +77,8 @@ class ServerState:
         return self.loaded
 
     def host_allowed(self, host: str | None) -> bool:
-        """Whether a keyless server answers a request with this Host header (its loopback names only)."""
+        """Whether a keyless server on loopback answers a request with this Host header (its loopback names only:
+        a page elsewhere, its name pointed at 127.0.0.1, sends its own)."""
         return host is not None and host_name(host) in self.host_names
 
     def admit(self, key: str, cached: bool = False) -> Callable[[], None]:
