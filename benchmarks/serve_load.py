@@ -263,16 +263,17 @@ def engine_figures(model_dir: Path, args) -> dict:
     for decoder in decoders.values():
         timed_generation(decoder, prompts[:1], 4, 1)  # warm
     seconds: dict[str, list[float]] = {"batch_1": [], "batch_8": [], "batch_8_spinning": []}
-    steps, loads = [], []
+    steps, loads, copies = [], [], []
     for _ in range(args.repeats):
         loads.append(round(os.getloadavg()[0], 2))
         seconds["batch_1"].append(timed_generation(decoders["0"], prompts[:2], tokens, 1) / 2)
         seconds["batch_8"].append(timed_generation(decoders["0"], prompts, tokens, 8))
         seconds["batch_8_spinning"].append(timed_generation(decoders["1"], prompts, tokens, 8))
         steps += step_times(decoders["0"], prompts[0], tokens)
+        copies.append(copy_bandwidth())  # between the timings: the floor from the machine as they had it
     rows = {"batch_1": 1, "batch_8": len(prompts), "batch_8_spinning": len(prompts)}  # batch_1: seconds per row
     per_s = {k: round(rows[k] * tokens / statistics.median(v), 1) for k, v in seconds.items()}
-    bandwidth = copy_bandwidth()
+    bandwidth = max(copies, key=lambda c: c["gb_s"])  # the fastest copy: the strictest floor
     weight_bytes = path.stat().st_size
     floor_ms = weight_bytes / (bandwidth["gb_s"] * 1e9) * 1000
     step_ms = {"median": statistics.median(steps) * 1000, "best": min(steps) * 1000}
@@ -284,7 +285,7 @@ def engine_figures(model_dir: Path, args) -> dict:
         "batch_1_ms_per_token": round(step_ms["median"], 3),
         "batch_1_ms_per_token_best": round(step_ms["best"], 3),
         "int8_weight_bytes": weight_bytes,
-        "copy_bandwidth": bandwidth,
+        "copy_bandwidth": {**bandwidth, "each_repeat_gb_s": [c["gb_s"] for c in copies]},
         "weight_streaming_floor_ms": round(floor_ms, 3),
         "ms_per_token_vs_floor": round(step_ms["median"] / floor_ms, 2),
         "best_ms_per_token_vs_floor": round(step_ms["best"] / floor_ms, 2),

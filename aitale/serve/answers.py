@@ -96,12 +96,12 @@ async def respond(server: ServerState, request: Request, answer: Answer, stream:
     headers = {"X-Cache": result}
     if cached:
         leave()
-        if not stream:
-            return JSONResponse(answer.whole(cached, True), headers=headers)
-        events = [sse(event) for event in answer.replay(cached)]
-        return Response(b"".join([*events, DONE]), media_type="text/event-stream", headers=headers)
+        media_type, body = _hit(answer, cached, stream)
+        server.remember(request, answer.key, (media_type, body))
+        return Response(body, media_type=media_type, headers=headers)
     if stream:
-        return StreamingResponse(_streamed(server, answer, leave), media_type="text/event-stream", headers=headers)
+        streamed = _streamed(server, request, answer, leave)
+        return StreamingResponse(streamed, media_type="text/event-stream", headers=headers)
     try:
         if answer.key:
             value, shared = await server.cache.shared(answer.key, lambda: answer.produce(None))
@@ -112,10 +112,21 @@ async def respond(server: ServerState, request: Request, answer: Answer, stream:
     finally:
         leave()
     server.log_text(request, answer.name, answer.text(value))
+    if answer.key:
+        server.remember(request, answer.key, _hit(answer, value, stream))
     return JSONResponse(answer.whole(value, shared), headers=headers)
 
 
-async def _streamed(server: ServerState, answer: Answer, leave: Callable[[], None]) -> AsyncIterator[bytes]:
+def _hit(answer: Answer, value: dict, stream: bool) -> tuple[str, bytes]:
+    """What a cache hit of ``value`` answers: its media type and body (the replayed stream, or the JSON)."""
+    if stream:
+        return "text/event-stream", b"".join([*(sse(event) for event in answer.replay(value)), DONE])
+    return "application/json", JSONResponse(answer.whole(value, True)).body
+
+
+async def _streamed(
+    server: ServerState, request: Request, answer: Answer, leave: Callable[[], None]
+) -> AsyncIterator[bytes]:
     queue: asyncio.Queue = asyncio.Queue()
 
     async def emit(event: dict) -> None:
@@ -128,6 +139,7 @@ async def _streamed(server: ServerState, answer: Answer, leave: Callable[[], Non
         value = task.result()
         if answer.key:
             server.cache.put(answer.key, value)
+            server.remember(request, answer.key, _hit(answer, value, True))
         for event in answer.tail(value):
             yield sse(event)
     except Refused as refused:

@@ -27,13 +27,14 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aitale.serve import completions, info, stories
 from aitale.serve.answers import error
-from aitale.serve.limits import Body
+from aitale.serve.cache import HIT, raw_key
+from aitale.serve.limits import BODY, Body
 from aitale.serve.security import ANONYMOUS, SECURITY_HEADERS, is_loopback, retry_after
 from aitale.serve.service import ServiceError
 from aitale.serve.settings import ServeSettings
@@ -59,6 +60,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.state.server = server
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # each middleware added wraps the ones before it: the last added is the outermost
+    app.add_middleware(Remembered, server=server)
     app.add_middleware(Guard, server=server, openapi_url=app.openapi_url)
     app.add_middleware(
         Body,
@@ -80,6 +82,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.add_exception_handler(ServiceError, service_error)
     for module in (info, completions, stories):
         app.include_router(module.router)
+    server.routes = {route.path: route for route in app.routes if hasattr(route, "path")}
     return app
 
 
@@ -115,6 +118,33 @@ class Guard:
         elif path == "/metrics" and not server.settings.metrics_public and not is_loopback(scope["client"][0]):
             refused = error(403, "/metrics is served to loopback only", code="forbidden")
         await (refused or self.app)(scope, receive, send)
+
+
+class Remembered:
+    """ASGI middleware, innermost: a request whose exact bytes (route, caller, body) were answered from the cache
+    or stored there is answered again from memory before anything parses it (:meth:`ResponseCache.remember`);
+    it counts against its key's limits and as a cache hit like any other."""
+
+    def __init__(self, app, server: ServerState):
+        self.app, self.server = app, server
+
+    async def __call__(self, scope, receive, send):
+        body = scope.get(BODY)
+        if scope["type"] != "http" or scope["method"] != "POST" or not body or not self.server.cache.enabled:
+            return await self.app(scope, receive, send)
+        key_id = scope["state"]["key_id"]
+        answer = self.server.cache.recall(raw_key(self.server.cache_scope(key_id), scope["path"], body))
+        if answer is None:
+            return await self.app(scope, receive, send)
+        try:
+            leave = self.server.admit(key_id, cached=True)
+        except ServiceError:  # past its limits: the whole path answers the 429
+            return await self.app(scope, receive, send)
+        leave()
+        self.server.metrics.cache.labels(HIT).inc()
+        scope["route"] = self.server.routes.get(scope["path"])  # for the request count's label
+        media_type, content = answer
+        await Response(content, media_type=media_type, headers={"X-Cache": HIT})(scope, receive, send)
 
 
 class CountAndLog:

@@ -18,6 +18,8 @@ from collections.abc import Callable
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+BODY = "aitale.body"  # the scope key of the request's whole body, once Body has read it
+
 
 class Body:
     """ASGI middleware: the body whole and within ``max_bytes`` (413), each piece within ``read_timeout_s`` (408)."""
@@ -44,7 +46,8 @@ class Body:
             if size > self.max_bytes:
                 return await self._reject(send, 413)
             more = message.get("more_body", False)
-        return await self.app(scope, _replay(b"".join(parts), receive), send)
+        scope[BODY] = b"".join(parts)  # for the cache of exact requests (aitale.serve.app.Remembered)
+        return await self.app(scope, _replay(scope[BODY], receive), send)
 
     async def _reject(self, send, status: int) -> None:
         reason, code, message = (

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from aitale.serve.cache import ResponseCache, cache_key
+from aitale.serve.cache import ResponseCache, cache_key, raw_key
+from aitale.serve.limits import BODY
 from aitale.serve.metrics import Metrics
 from aitale.serve.security import LOOPBACK_NAMES, KeyLimits, Keys, host_name, is_loopback
 from aitale.serve.service import Service, ServiceError
@@ -52,6 +53,7 @@ class ServerState:
         )
         self.host_names = LOOPBACK_NAMES | {settings.host.lower()}
         self.loaded: Service | None = None
+        self.routes: dict[str, Any] = {}  # path -> route, once the app has them (labels of remembered answers)
         self.status, self.error = "loading", None
 
     def load(self) -> None:
@@ -111,8 +113,15 @@ class ServerState:
     def cache_key(self, request: Request, fields: dict[str, Any]) -> str:
         """The key of a repeatable request: the served files, the caller (unless the cache is shared), the fields."""
         service = self.service
-        scope = "" if self.settings.share_cache else request.state.key_id
-        return cache_key(service.sha256 + service.screen_sha256, scope, fields)
+        return cache_key(service.sha256 + service.screen_sha256, self.cache_scope(request.state.key_id), fields)
+
+    def cache_scope(self, key_id: str) -> str:
+        return "" if self.settings.share_cache else key_id
+
+    def remember(self, request: Request, key: str, answer: tuple[str, bytes]) -> None:
+        """Answer this exact request (route, caller, body bytes) with ``answer`` while ``key`` is stored."""
+        raw = raw_key(self.cache_scope(request.state.key_id), request.url.path, request.scope.get(BODY, b""))
+        self.cache.remember(raw, key, answer)
 
     def log_text(self, request: Request, what: str, text: str) -> None:
         if self.settings.log_text:  # off unless asked for: prompts and stories can hold children's names

@@ -162,3 +162,19 @@ def test_clients_that_hang_up_mid_stream_leave_no_pending_tasks(dvc_project, tmp
         log = server.output()
     assert code == 0
     assert "Task was destroyed but it is pending" not in log and "Traceback" not in log
+
+
+def test_a_request_sent_again_byte_for_byte_is_answered_from_memory_within_its_keys_limits(dvc_project, tmp_path):
+    body = b'{"title": "The Tiny Test", "age_group": "3-5", "max_tokens": 8, "seed": 12}'
+    spaced = b'{"title": "The Tiny Test",  "age_group": "3-5", "max_tokens": 8, "seed": 12}'
+    with serve(dvc_project, tmp_path, api_keys=KEY, key_burst=4, key_rate_per_minute=1) as keyed:
+        with keyed.client(headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}) as client:
+            answers = [client.post("/v1/stories", content=b) for b in (body, body, spaced, body, body)]
+        written, hits = (
+            metric(keyed, "aitale_generated_tokens_total"),
+            metric(keyed, "aitale_cache_total", result="hit"),
+        )
+    assert [a.status_code for a in answers] == [200, 200, 200, 200, 429]
+    assert [a.headers.get("X-Cache") for a in answers[:4]] == ["miss", "hit", "hit", "hit"]
+    assert answers[1].json() == answers[3].json() == {**answers[0].json(), "cached": True}
+    assert hits == 3 and written == answers[0].json()["usage"]["completion_tokens"]  # written once
