@@ -1,7 +1,8 @@
 """Export stage: the published model as ONNX (with KV cache), INT8 ONNX and TorchScript.
 
-Writes to ``--output-dir``: ``model.onnx`` (fp32, one decoder graph with past/present
-key/value per layer, fused by onnxruntime's GPT-2 optimizer), ``model_int8.onnx`` (dynamic
+Writes to ``--output-dir``: ``model.onnx`` (fp32, one decoder graph that reads the past
+keys/values per layer and returns the new positions' only, fused by onnxruntime's GPT-2
+optimizer; the end-of-text id is checked against the vocabulary first), ``model_int8.onnx`` (dynamic
 INT8), ``model.pt`` (TorchScript), the tokenizer and generation config, and
 ``manifest.json`` (size and sha256 of each file, checked on load). GPT-2 and GPT-Neo export
 alike; a graph over 2 GB keeps its weights in ``<graph>.data`` beside it. A T5 gets
