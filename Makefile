@@ -67,6 +67,7 @@ bench: repro  ## speed and quality benchmarks, each against a baseline run along
 	python -m benchmarks.safety_books  # what the screen removes from the ten books, against the old filter
 	python -m benchmarks.library_prepare  # prepare on the 87-book library: time and byte identity, the ten books alongside
 	python -m benchmarks.quality_ladder  # each story metric on tales, shuffled and babbled: the headline's ladder
+	python -m benchmarks.serve_load  # the story service batched against MAX_BATCH=1, the engine, the cache; default and 124M
 	python -m pytest -m slow  # a clean clone's full `dvc repro` gives the committed dvc.lock
 	python -m pytest -m container  # the server's image built with podman, run, and asked for a story
 	$(MAKE) --no-print-directory books-budget  # 30 minutes of the books recipe

@@ -2,6 +2,8 @@
 
 Everything is written beside its destination under a temporary name and moved into place
 with one ``os.replace`` once complete: a reader sees the old output, or none, or the new one.
+Outputs get the mode a plain ``open`` would give them (0666 or 0777 less the umask), not the
+private mode of the temporary file.
 """
 
 from __future__ import annotations
@@ -23,9 +25,7 @@ def atomic_dir(destination: str | Path) -> Iterator[Path]:
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the output should not be
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the output should not be
     try:
         yield staging
         if destination.exists():
@@ -33,6 +33,12 @@ def atomic_dir(destination: str | Path) -> Iterator[Path]:
         os.replace(staging, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def replace_dir(source: str | Path, destination: str | Path) -> None:
@@ -52,6 +58,7 @@ def write_text(path: str | Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600; the output should not be
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # AVX2 (with FMA): the widest path that every x86-64 CPU of the last decade runs.
@@ -17,6 +19,11 @@ ISA = "avx2"
 # Fixed rather than one per core: a parallel sum splits its work by thread count, so the count is
 # part of the result (a 1-thread and a 2-thread run of the same matmul differ in the last bits).
 THREADS = 2
+# A decoding step (one token for a few rows) is too small to split: a second OpenMP thread mostly waits
+# on the scheduler of a busy machine (8 rows x 250 tokens: 11 s on one thread, 270 s on two at load 9).
+# The PyTorch decoders run each step on this many threads (decode_threads), on every machine, so tell,
+# evaluate and export decode with the same numerics everywhere.
+DECODE_THREADS = 1
 PINNED_ENV = {
     "ATEN_CPU_CAPABILITY": ISA,  # PyTorch's own kernels: norms, softmax, reductions, attention
     "MKL_CBWR": "AVX2",  # MKL's GEMM behind torch's fp32 matmul: its reproducible AVX2 branch
@@ -49,6 +56,21 @@ def pin() -> None:
     if os.environ.get(NATIVE) == "1":
         return
     os.environ.update(PINNED_ENV)
+
+
+@contextmanager
+def decode_threads() -> Iterator[None]:
+    """torch computes on :data:`DECODE_THREADS` threads inside the block; the caller's count is restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before != DECODE_THREADS:
+        torch.set_num_threads(DECODE_THREADS)
+    try:
+        yield
+    finally:
+        if before != DECODE_THREADS:
+            torch.set_num_threads(before)
 
 
 def pinned() -> bool:

@@ -314,11 +314,25 @@ def base_context(base: str) -> int:
     config = Path(base) / "config.json"
     if config.is_file():
         values = json.loads(config.read_text(encoding="utf-8"))
-        return int(values.get("n_positions") or values.get("max_position_embeddings") or 0)
+        positions = values.get("n_positions") or values.get("max_position_embeddings")
+        if positions:
+            return int(positions)
+        if values.get("is_encoder_decoder") or values.get("model_type") == "t5":
+            return _tokenizer_context(Path(base))
+        raise ValueError(f"{config}: no n_positions or max_position_embeddings, so the model's context is unknown")
     raise ValueError(
         f"unknown base {base!r}: use '{SCRATCH}', one of {', '.join(KNOWN_BASES)}, "
         "or a folder holding a save_pretrained model (config.json)"
     )
+
+
+def _tokenizer_context(folder: Path) -> int:
+    """A relative-position model's context (T5: no position table), as its tokenizer states it, else 512, the
+    length T5 was trained at (what :data:`KNOWN_BASES` gives the hub's T5s)."""
+    tokenizer = folder / "tokenizer_config.json"
+    values = json.loads(tokenizer.read_text(encoding="utf-8")) if tokenizer.is_file() else {}
+    stated = values.get("model_max_length")
+    return int(stated) if isinstance(stated, int) and 0 < stated < 1_000_000 else 512
 
 
 # --- train: broad fine-tuning (the spec's finetune.py) and the specialised stages -------

@@ -1,7 +1,8 @@
 """Export stage: the published model as ONNX (with KV cache), INT8 ONNX and TorchScript.
 
-Writes to ``--output-dir``: ``model.onnx`` (fp32, one decoder graph with past/present
-key/value per layer, fused by onnxruntime's GPT-2 optimizer), ``model_int8.onnx`` (dynamic
+Writes to ``--output-dir``: ``model.onnx`` (fp32, one decoder graph that reads the past
+keys/values per layer and returns the new positions' only, fused by onnxruntime's GPT-2
+optimizer; the end-of-text id is checked against the vocabulary first), ``model_int8.onnx`` (dynamic
 INT8), ``model.pt`` (TorchScript), the tokenizer and generation config, and
 ``manifest.json`` (size and sha256 of each file, checked on load). GPT-2 and GPT-Neo export
 alike; a graph over 2 GB keeps its weights in ``<graph>.data`` beside it. A T5 gets
@@ -76,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     model = load_trained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if (problem := special_ids_problem(model.config, len(tokenizer))) is not None:
+        log.error("%s: %s; nothing was written", model_dir / "config.json", problem)
+        return 2
     try:
         with atomic_dir(args.output_dir) as staging:
             export_all(model, model_dir, staging, params.opset)
@@ -113,6 +117,19 @@ def main(argv: list[str] | None = None) -> int:
         if not goal["met"]:
             log.warning("goal not met: %s <= %s (got %s)", name, goal["goal"], ratios[name])
     return 0
+
+
+def special_ids_problem(config, tokens: int) -> str | None:
+    """What is wrong with the config's end-of-text id, if anything: it must be a token of the tokenizer and of
+    the model's output (the decoders hold it back and stop on it)."""
+    eos = config.eos_token_id
+    for value in eos if isinstance(eos, list) else [eos]:
+        if value is not None and not 0 <= value < min(tokens, config.vocab_size):
+            return (
+                f"eos_token_id {value} lies outside the vocabulary ({tokens} tokens in the tokenizer, "
+                f"{config.vocab_size} in the model): set eos_token_id to the tokenizer's end-of-text id"
+            )
+    return None
 
 
 if __name__ == "__main__":

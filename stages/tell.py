@@ -1,12 +1,15 @@
 """Tell: a story for a child, from the command line.
 
     python -m stages.tell --title "The Brave Little Kettle" --age-group 3-5 --theme courage --style bedtime --seed 7
+    python -m stages.tell --title "The Moon Hare" --age-group 6-8      # any style, any theme
     make story TITLE="The Brave Little Kettle" AGE=3-5 THEME=courage STYLE=bedtime
 
 The story is written by the packaged storyteller (``--model``; an export folder with ``--variant
 onnx`` or ``onnx-int8`` runs on onnxruntime), from a prompt carrying the age group, themes and
-style, with the model's generation settings. It ends at the model's end-of-text or at its last
-full sentence. It passes the content screen for the age group before it is printed; a story that
+style, with the model's generation settings. Style and themes may be left out: the prompt then has
+no token for them and the story is written unconditioned on them (``unconditioned`` in the JSON).
+It ends at the model's end-of-text or at its last full sentence. The title, then the title with
+the story, pass the content screen for the age group before anything is printed; a story that
 fails is written again with the next seed (``--redraws`` times at most), then refused with the
 reasons (exit 3). The same seed writes the same story. ``--format json`` prints the fields the
 server's ``/v1/stories`` returns.
@@ -22,7 +25,7 @@ import sys
 from pydantic import ValidationError
 
 from aitale import cli
-from aitale.generation.story import REDRAWS, Refused, StoryRequest
+from aitale.generation.story import MAX_REDRAWS, REDRAWS, Refused, StoryRequest
 
 log = logging.getLogger("tell")
 
@@ -42,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--theme", action="append", default=[], dest="themes", help=f"{fields['themes'].description}; repeat for more"
     )
-    parser.add_argument("--style", required=True, help=fields["style"].description)
+    parser.add_argument("--style", help=fields["style"].description)
     parser.add_argument(
         "--seed", type=int, help="the same seed writes the same story (default: generate.seed of params.yaml, else 0)"
     )
@@ -60,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--screen", default=DEFAULT_SCREEN, help="the content screen's folder (default: %(default)s)")
     parser.add_argument(
-        "--redraws", type=int, default=REDRAWS, help="new draws after a story fails the screen (default: %(default)s)"
+        "--redraws",
+        type=int,
+        default=REDRAWS,
+        help=f"new draws after a story fails the screen, 0 to {MAX_REDRAWS} (default: %(default)s)",
     )
     parser.add_argument("--format", default="text", choices=["text", "markdown", "json"], help="output format")
     parser.add_argument("--config", default=cli.DEFAULT_CONFIG, help="params file for the default seed")
@@ -80,13 +86,19 @@ def main(argv: list[str] | None = None) -> int:
             flag = "--" + str(error["loc"][0]).replace("_", "-").replace("themes", "theme")
             log.error("%s %r: %s", flag, error["input"], error["msg"])
         return 2
-    if args.redraws < 0:
-        log.error("--redraws must be 0 or more")
+    if not 0 <= args.redraws <= MAX_REDRAWS:
+        log.error(
+            "--redraws %d: give 0 to %d (at most %d new draws, as the server allows)",
+            args.redraws,
+            MAX_REDRAWS,
+            MAX_REDRAWS,
+        )
         return 2
     return run(args, request)
 
 
 def run(args, request: StoryRequest) -> int:
+    from aitale.generation.decoders import ModelFileError
     from aitale.generation.teller import Teller
 
     seed = request.seed if request.seed is not None else default_seed(args.config)
@@ -100,7 +112,7 @@ def run(args, request: StoryRequest) -> int:
             for reason in verdict.get("reasons", [])[:3]:
                 log.error("  %s (%s): %s", reason.get("category"), reason.get("source"), reason.get("detail"))
         return 3
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, ModelFileError) as err:
         log.error("%s", err)
         return 2
     print(render(story.to_json(), args.format))
@@ -122,8 +134,9 @@ def render(story: dict, fmt: str) -> str:
         return json.dumps(story, indent=2, ensure_ascii=False)
     if fmt == "markdown":
         themes = ", ".join(story["themes"]) or "any theme"
+        kind = (story["style"] or "story").replace("_", " ")
         return (
-            f"# {story['title']}\n\n*A {story['style'].replace('_', ' ')} for ages {story['age_group']} "
+            f"# {story['title']}\n\n*A {kind} for ages {story['age_group']} "
             f"({themes}); seed {story['seed']}.*\n\n{story['text']}\n"
         )
     return f"{story['title']}\n\n{story['text']}\n"

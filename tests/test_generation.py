@@ -63,15 +63,17 @@ def test_rows_with_other_settings_share_a_batch(decoders):
     assert len(rows[3].tokens) == 4 and rows[3].finish_reason == LENGTH
 
 
-def test_leaving_rows_free_their_cache_columns(decoders):
+def test_rows_are_prefilled_together_into_slots_and_leaving_rows_free_theirs(decoders):
     decoder = decoders["onnx"]
     batch = Batch(decoder)
     long, short = Row([3] * 30, GREEDY.but(max_new_tokens=2)), Row([4, 5], GREEDY.but(max_new_tokens=10))
-    batch.admit([long, short])
-    assert batch.width == 30 and batch.mask[1].sum() == 2  # the short row is left-padded to the long one
+    batch.admit([long, short])  # one prefill call, each prompt from column 0 of its slot
+    assert batch.slots.lengths[:2].tolist() == [30, 2] and batch.slots.mask[1, :-1].sum() == 2
+    assert [long.tokens, short.tokens] == [generate_one(decoder, r.prompt, r.settings)[:1] for r in (long, short)]
     while long in batch.rows:
         batch.advance()
-    assert batch.width == len(short.prompt) + len(short.tokens) - 1  # padding only the long row needed is gone
+    assert batch.rows == [short]  # the long row's slot is free, the short row moved into the first
+    assert batch.slots.lengths[0] == len(short.prompt) + len(short.tokens) - 1 and batch.slots.lengths[1] == 0
     batch.remove([short])
     assert len(batch) == 0 and short.finish_reason == "cancelled"
 
@@ -99,3 +101,20 @@ def test_the_context_bounds_every_row(decoders):
     assert len(rows[0].tokens) == 64 - 55 and rows[0].finish_reason == LENGTH
     assert len(rows[1].tokens) == 63
     assert np.all(np.array(rows[0].tokens) < 300)
+
+
+def test_the_pytorch_decoder_steps_on_the_decode_threads_and_restores_the_callers(decoders):
+    from aitale.machine import DECODE_THREADS
+
+    decoder = decoders["pytorch"]
+    seen = []
+    hook = decoder.module.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(DECODE_THREADS + 1)
+    try:
+        generate_one(decoder, PROMPTS[0], GREEDY.but(max_new_tokens=3))
+        assert torch.get_num_threads() == DECODE_THREADS + 1  # the caller's count, back
+    finally:
+        torch.set_num_threads(before)
+        hook.remove()
+    assert seen and set(seen) == {DECODE_THREADS}

@@ -10,7 +10,7 @@ from tokenizers import decoders as token_decoders
 from aitale.export.build import FP32, export_all
 from aitale.generation.batch import generate
 from aitale.generation.decoders import OnnxDecoder, TorchDecoder
-from aitale.generation.sampling import Settings
+from aitale.generation.sampling import GenerationSettings
 from aitale.safety.mask import TokenMask, policy_words, token_texts
 from aitale.safety.rules import Rules
 from tests.helpers import REPO, tiny_gpt2
@@ -60,7 +60,7 @@ def decoders(tokenizer, tmp_path_factory):
 
 def written(decoder, tokenizer, masks):
     prompt = tokenizer.encode("the fox").ids
-    settings = [Settings(do_sample=True, top_k=5, max_new_tokens=24, seed=seed) for seed in range(12)]
+    settings = [GenerationSettings(do_sample=True, top_k=5, max_new_tokens=24, seed=seed) for seed in range(12)]
     rows = generate(decoder, [prompt] * len(settings), settings, masks=masks and masks * len(settings))
     return [tokenizer.decode(prompt + row.tokens) for row in rows]
 

@@ -36,8 +36,9 @@ def test_a_story_no_draw_of_which_passes_is_refused_with_reasons(dvc_project, tm
     (strict / "screen.json").write_text(json.dumps(bundle))
     refused = tell(dvc_project, *STORY, "--seed", "5", "--screen", str(strict), "--redraws", "2")
     assert refused.returncode == 3 and refused.stdout == ""
-    assert "passed the content screen for ages 3-5 in 3 attempts" in refused.stderr
-    assert "(classifier): score" in refused.stderr and "for ages 3-5" in refused.stderr
+    # the screen judges the title first: here it fails too, so nothing is written
+    assert "the title does not pass the content screen for ages 3-5" in refused.stderr
+    assert "(classifier): score" in refused.stderr
 
 
 def test_a_bad_request_is_refused_before_any_model_loads(dvc_project):
@@ -50,3 +51,28 @@ def test_a_bad_request_is_refused_before_any_model_loads(dvc_project):
 def test_tell_has_help():
     shown = subprocess.run([sys.executable, "-m", "stages.tell", "--help"], cwd=REPO, capture_output=True, text=True)
     assert shown.returncode == 0 and "--age-group" in shown.stdout and "content screen" in shown.stdout
+
+
+def test_redraws_past_the_servers_cap_are_refused_before_any_model_loads(dvc_project):
+    huge = tell(dvc_project, *STORY, "--redraws", "1000000000")
+    assert huge.returncode == 2 and "--redraws" in huge.stderr and "at most 10" in huge.stderr
+    assert "Traceback" not in huge.stderr
+
+
+def test_a_missing_model_is_one_clear_line(dvc_project):
+    for variant in ("pytorch", "onnx"):
+        missing = tell(dvc_project, *STORY, "--model", "/nonexistent", "--variant", variant)
+        assert missing.returncode == 2 and "/nonexistent" in missing.stderr, missing.stderr
+        assert "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_a_story_without_style_or_themes_is_written_unconditioned_on_them(dvc_project):
+    told = tell(dvc_project, "--title", "The Moon Hare", "--age-group", "6-8", "--seed", "3", "--format", "json")
+    assert told.returncode == 0, told.stderr
+    story = json.loads(told.stdout)
+    assert story["style"] is None and story["themes"] == [] and story["text"]
+    assert story["unconditioned"] == ["style", "themes"]
+    themed = tell(dvc_project, "--title", "The Moon Hare", "--age-group", "6-8", "--theme", "courage", "--seed", "3")
+    assert themed.returncode == 0, themed.stderr
+    shown = tell(dvc_project, "--title", "The Moon Hare", "--age-group", "6-8", "--format", "markdown")
+    assert "*A story for ages 6-8 (any theme)" in shown.stdout

@@ -52,24 +52,39 @@ _CONTROLS = re.compile("(?:" + "|".join(map(re.escape, CONTROL_TOKENS)) + ")+\n?
 def controls(age_group: str | None = None, style: str | None = None, themes: Iterable[str] = ()) -> str:
     """The control line for a request (empty when nothing is asked for), themes in :data:`THEMES` order."""
     chosen = set(themes)
-    tokens = ([age_token(age_group)] if age_group else []) + ([style_token(style)] if style else []) + [
-        theme_token(t) for t in THEMES if t in chosen]
+    tokens = (
+        ([age_token(age_group)] if age_group else [])
+        + ([style_token(style)] if style else [])
+        + [theme_token(t) for t in THEMES if t in chosen]
+    )
     return "".join(tokens) + "\n" if tokens else ""
 
 
+def as_text(typed: str) -> str:
+    """Text a person typed, as it may stand in a prompt: every special token opens with ``<|``, so a space
+    put after each such ``<`` keeps a typed ``<|age:9-12|>`` or ``<|endoftext|>`` text, never a token."""
+    return typed.replace("<|", "< |")
+
+
 def prompt(title: str, age_group: str | None = None, style: str | None = None, themes: Iterable[str] = ()) -> str:
-    """The text a model continues to tell a story called ``title`` for the given labels (all optional)."""
-    return f"{TITLE}{title}\n{controls(age_group, style, themes)}{BEGINNING}"
+    """The text a model continues to tell a story called ``title`` for the given labels (all optional).
+
+    A label left out is left out of the control line; with none, the prompt is what an unconditioned
+    training record (``strip_controls``, ``train.control_dropout``) opens with."""
+    return f"{TITLE}{as_text(title)}\n{controls(age_group, style, themes)}{BEGINNING}"
 
 
-def structure(title: str, text: str, age_group: str | None = None, style: str | None = None,
-              themes: Sequence[str] = ()) -> str:
+def structure(
+    title: str, text: str, age_group: str | None = None, style: str | None = None, themes: Sequence[str] = ()
+) -> str:
     """The training text: the control tokens open the story and come again before its middle and ending,
     so a training block cut from the middle of a long story still sees what the story was asked to be."""
     beginning, middle, ending = split_parts(text)
     again = controls(age_group, style, themes).rstrip("\n")
-    return (f"{prompt(title, age_group, style, themes)}{beginning}\n{again}{MIDDLE}{middle}\n{again}{ENDING}"
-            f"{ending}{END_OF_TEXT}")
+    return (
+        f"{prompt(title, age_group, style, themes)}{beginning}\n{again}{MIDDLE}{middle}\n{again}{ENDING}"
+        f"{ending}{END_OF_TEXT}"
+    )
 
 
 def strip_controls(structured: str) -> str:

@@ -20,6 +20,19 @@ _ABBREVIATIONS = frozenset({"mr", "mrs", "dr", "st", "mt", "messrs", "no"})
 PASSAGE_SENTENCES = 4  # the longest passage: what a screen or a label judges as one unit
 
 
+def unicode_text(text: str) -> str:
+    """``text`` if it is Unicode text, else a ValueError: a lone surrogate (JSON's ``"\\ud800"``) is no
+    character, cannot be written as UTF-8, and would fail every tokenizer and file after it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        at = err.start
+        raise ValueError(
+            f"holds a lone surrogate (U+{ord(text[at]):04X}) at character {at}: not Unicode text"
+        ) from None
+    return text
+
+
 def paragraphs(text: str) -> list[str]:
     return [p.strip() for p in text.split("\n\n") if p.strip()]
 
@@ -30,10 +43,10 @@ def split_sentences(paragraph: str) -> list[str]:
     for match in _SENTENCE_END.finditer(paragraph):
         # "Mr. Fox" does not end a sentence
         if paragraph[match.start()] == "." and match.end() == match.start() + 1:
-            before = WORD.findall(paragraph[max(start, match.start() - 12):match.start()])
+            before = WORD.findall(paragraph[max(start, match.start() - 12) : match.start()])
             if before and before[-1].lower() in _ABBREVIATIONS:
                 continue
-        found.append(paragraph[start:match.end()].strip())
+        found.append(paragraph[start : match.end()].strip())
         start = match.end()
     if paragraph[start:].strip():
         found.append(paragraph[start:].strip())
@@ -66,7 +79,7 @@ def passages(text: str, max_sentences: int = PASSAGE_SENTENCES) -> list[str]:
         sents = split_sentences(paragraph)
         pieces = -(-len(sents) // max_sentences)
         size = -(-len(sents) // pieces) if pieces else 0
-        found += [" ".join(sents[i:i + size]) for i in range(0, len(sents), size or 1)]
+        found += [" ".join(sents[i : i + size]) for i in range(0, len(sents), size or 1)]
     return found
 
 

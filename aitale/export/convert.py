@@ -30,7 +30,7 @@ import onnx
 import torch
 from transformers import PreTrainedModel
 
-from aitale.generation.decoders import TORCHSCRIPT_META, input_names, output_names, past_names
+from aitale.generation.decoders import TORCHSCRIPT_META, input_names, output_names, past_names, present_names
 from aitale.generation.graph import CachedDecoder, Seq2SeqCachedDecoder, Seq2SeqEncoder, shape_of
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ def export_onnx(
         "logits": {0: "batch", 1: "new"},
     }
     axes |= {name: {0: "batch", 2: "past"} for name in past_names(n)}
-    axes |= {name: {0: "batch", 2: "total"} for name in output_names(n)[1:]}
+    axes |= {name: {0: "batch", 2: "new"} for name in output_names(n)[1:]}
     path = Path(path)
     external = weight_bytes(decoder) > external_above
     with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
@@ -272,7 +272,7 @@ def export_seq2seq(
             ),
             decoder_path,
             ["input_ids", "attention_mask", "encoder_mask", *past_names(n), *crosses],
-            output_names(n),
+            present_names(n),
             {
                 "input_ids": {0: "batch", 1: "new"},
                 "attention_mask": {0: "batch", 1: "total"},
@@ -280,7 +280,7 @@ def export_seq2seq(
                 "logits": {0: "batch", 1: "new"},
             }
             | {name: {0: "batch", 2: "past"} for name in past_names(n)}
-            | {name: {0: "batch", 2: "total"} for name in output_names(n)[1:]}
+            | {name: {0: "batch", 2: "total"} for name in present_names(n)[1:]}
             | cross_axes,
         ),
     ]

@@ -3,8 +3,12 @@
 Every decoder takes new ids (batch, new), the attention mask over past and new positions,
 their position ids and the cache from the previous step, and returns the logits of the new
 positions and the grown cache. The cache is a list of numpy arrays of shape
-(batch, heads, positions, head_dim), two per layer, whatever runs underneath, so that the
-batch loop (:mod:`aitale.generation.batch`) can pad, join and drop rows of any decoder alike.
+(batch, heads, positions, head_dim), two per layer, whatever runs underneath.
+
+A decoder-only graph (GPT-2, GPT-Neo; :mod:`aitale.generation.graph`) returns only the new
+positions' keys and values: :meth:`OnnxDecoder.step_new` gives them as they are, for the batch
+loop (:mod:`aitale.generation.batch`), which keeps every row's past in a preallocated buffer and
+writes them in place; ``step`` appends them to the cache it was given, for everyone else.
 
 A sequence-to-sequence model (T5) is a decoder too: its first step from an empty cache takes
 the request as ``input_ids``, encodes it, and writes the first token after the decoder's start
@@ -30,6 +34,7 @@ import numpy as np
 import onnxruntime as ort
 
 from aitale.io import file_sha256
+from aitale.machine import decode_threads
 
 MANIFEST = "manifest.json"  # written by the export stage beside its files: size and sha256 of each
 RERUN = "re-run the export stage (python -m stages.export, or `dvc repro export`)"
@@ -56,6 +61,12 @@ class CacheLayout:
 
 
 DECODER_ONLY = CacheLayout()
+
+
+# onnxruntime's intra-op threads spin between runs by default: on a machine whose cores other processes
+# share, a spinning thread takes the core the next step (or the Python around it) needs.
+# benchmarks/serve_load.py measures both (spin_ab).
+ALLOW_SPINNING = "0"
 
 
 class ModelFileError(RuntimeError):
@@ -154,8 +165,12 @@ def _ort_errors() -> tuple[type[BaseException], ...]:
     return tuple(getattr(state, name) for name in names if hasattr(state, name)) + (RuntimeError,)
 
 
-def load_session(path: str | Path, threads: int | None = None, verify: bool = True) -> ort.InferenceSession:
-    """An onnxruntime CPU session, or a :class:`ModelFileError` that names the file and the fix."""
+def load_session(
+    path: str | Path, threads: int | None = None, verify: bool = True, spinning: str | None = None
+) -> ort.InferenceSession:
+    """An onnxruntime CPU session, or a :class:`ModelFileError` that names the file and the fix.
+
+    ``spinning``: "1" or "0", whether idle compute threads spin (default :data:`ALLOW_SPINNING`)."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file; {RERUN}")
@@ -164,6 +179,7 @@ def load_session(path: str | Path, threads: int | None = None, verify: bool = Tr
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or available_cores()
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", spinning or ALLOW_SPINNING)
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
@@ -185,7 +201,18 @@ def past_names(n_layer: int) -> list[str]:
 
 
 def output_names(n_layer: int) -> list[str]:
+    """A decoder-only graph's outputs: the logits and the new positions' keys and values."""
+    return ["logits", *(name.replace("past_", "new_") for name in past_names(n_layer))]
+
+
+def present_names(n_layer: int) -> list[str]:
+    """A sequence-to-sequence decoder graph's outputs: the logits and its whole self-attention cache."""
     return ["logits", *(name.replace("past_", "present_") for name in past_names(n_layer))]
+
+
+def grown(cache: Cache, new: Cache) -> Cache:
+    """The cache after a step: each entry with the new positions appended."""
+    return [np.concatenate([old, added], axis=2) for old, added in zip(cache, new)]
 
 
 class OnnxDecoder:
@@ -196,9 +223,16 @@ class OnnxDecoder:
     ``benchmarks/export_speed.py`` times both: the binding calls cost more than they save.
     """
 
-    def __init__(self, path: str | Path, threads: int | None = None, verify: bool = True, io_binding: bool = False):
+    def __init__(
+        self,
+        path: str | Path,
+        threads: int | None = None,
+        verify: bool = True,
+        io_binding: bool = False,
+        spinning: str | None = None,
+    ):
         self.path = Path(path)
-        self.session = load_session(self.path, threads, verify)
+        self.session = load_session(self.path, threads, verify, spinning)
         self.io_binding = io_binding
         inputs = {node.name: node for node in self.session.get_inputs()}
         if "past_key_0" not in inputs:
@@ -211,8 +245,10 @@ class OnnxDecoder:
         self.context = int(meta["n_positions"]) if "n_positions" in meta else None
         self.eos_token_id = int(meta["eos_token_id"]) if meta.get("eos_token_id", "None") != "None" else None
         self.past_names = past_names(self.n_layer)
-        self.output_names = output_names(self.n_layer)
         self.seq2seq = "encoder_mask" in inputs
+        self.output_names = (present_names if self.seq2seq else output_names)(self.n_layer)
+        if [o.name for o in self.session.get_outputs()] != self.output_names:
+            raise ModelFileError(f"{self.path}: exported by an older version of the export stage; {RERUN}")
         self.layout = DECODER_ONLY
         if self.seq2seq:  # T5: the encoder graph beside this one, and no position limit on the story
             self.encoder = load_session(self.path.with_name(ENCODER_FILES[self.path.name]), threads, verify)
@@ -234,16 +270,24 @@ class OnnxDecoder:
         )
         if self.seq2seq:
             return _seq2seq_step(self, ids, mask, cache)
+        logits, new = self.step_new(ids, mask, positions, cache)
+        return logits, grown(cache, new)
+
+    @property
+    def writes_in_place(self) -> bool:
+        """Whether :meth:`step_new` is available (a decoder-only graph)."""
+        return not self.seq2seq
+
+    def step_new(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray, past: Cache
+    ) -> tuple[np.ndarray, Cache]:
+        """The logits and the new positions' keys and values, attending over ``past`` (read in place)."""
         if self.io_binding:
-            return self._bound_step(ids, mask, positions, cache)
-        feeds = {
-            "input_ids": ids,
-            "attention_mask": mask,
-            "position_ids": positions,
-            **dict(zip(self.past_names, cache)),
-        }
-        logits, *present = self.session.run(self.output_names, feeds)
-        return logits, present
+            return self._bound_step(input_ids, attention_mask, position_ids, past)
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids}
+        feeds |= dict(zip(self.past_names, past))
+        logits, *new = self.session.run(self.output_names, feeds)
+        return logits, new
 
     def _bound_step(
         self, ids: np.ndarray, mask: np.ndarray, positions: np.ndarray, cache: Cache
@@ -278,10 +322,11 @@ class OnnxDecoder:
 
 
 class _TorchModuleDecoder:
-    """A torch module with the exported graph's signature (``logits, *present = module(ids, mask, positions,
+    """A torch module with the exported graph's signature (``logits, *new = module(ids, mask, positions,
     *past)``), run eagerly: the cache goes in and out as numpy arrays."""
 
     layout = DECODER_ONLY
+    writes_in_place = True
 
     def __init__(self, module, n_layer: int, n_head: int, head_dim: int, context: int | None, eos_token_id: int | None):
         self.module = module
@@ -294,14 +339,20 @@ class _TorchModuleDecoder:
     def step(
         self, input_ids: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray, cache: Cache
     ) -> tuple[np.ndarray, Cache]:
+        logits, new = self.step_new(input_ids, attention_mask, position_ids, cache)
+        return logits, grown(cache, new)
+
+    def step_new(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray, past: Cache
+    ) -> tuple[np.ndarray, Cache]:
         import torch
 
         tensors = [
             torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)) for a in (input_ids, attention_mask, position_ids)
         ]
-        with torch.no_grad():
-            logits, *present = self.module(*tensors, *(torch.from_numpy(np.ascontiguousarray(c)) for c in cache))
-        return logits.float().numpy(), [p.numpy() for p in present]
+        with torch.no_grad(), decode_threads():
+            logits, *new = self.module(*tensors, *(torch.from_numpy(np.ascontiguousarray(c)) for c in past))
+        return logits.float().numpy(), [p.numpy() for p in new]
 
     def logits(self, ids):
         import torch
@@ -391,13 +442,13 @@ class TorchSeq2SeqDecoder:
     def encode(self, ids: np.ndarray, mask: np.ndarray) -> Cache:
         import torch
 
-        with torch.no_grad():
+        with torch.no_grad(), decode_threads():
             return [c.numpy() for c in self.encoder(torch.from_numpy(ids), torch.from_numpy(mask))]
 
     def decode(self, ids: np.ndarray, mask: np.ndarray, encoder_mask: np.ndarray, past: Cache, cross: Cache):
         import torch
 
         tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in (ids, mask, encoder_mask, *past, *cross)]
-        with torch.no_grad():
+        with torch.no_grad(), decode_threads():
             logits, *present = self.decoder(*tensors)
         return logits.float().numpy(), [p.numpy() for p in present]

@@ -8,7 +8,13 @@ this module: the same weights and arithmetic as ``GPT2LMHeadModel`` and
 * inputs ``input_ids``, ``attention_mask`` (past + new positions), ``position_ids`` and
   ``past_key_<i>``/``past_value_<i>`` of shape (batch, heads, past, head_dim), where a past
   of length 0 is the first step;
-* outputs ``logits`` and ``present_key_<i>``/``present_value_<i>`` (past + new positions).
+* outputs ``logits`` and ``new_key_<i>``/``new_value_<i>``: the keys and values of the new
+  positions only, (batch, heads, new, head_dim).
+
+The past is read, never copied: attention scores the new queries against the past and against
+the new keys separately and joins only the scores, so a runtime can keep the past in a buffer
+it writes in place (:mod:`aitale.generation.batch`: past column ``j`` of a row is its position
+``j``, masked where not yet written) instead of growing and copying a cache at every step.
 
 The two architectures differ only inside a block: GPT-2 has one fused ``c_attn`` Conv1D
 and scales the scores by 1/sqrt(head_dim); GPT-Neo has separate bias-free q/k/v
@@ -80,7 +86,8 @@ class Dense(nn.Module):
 
 
 class CachedDecoder(nn.Module):
-    """``logits, *present = decoder(input_ids, attention_mask, position_ids, *past)``."""
+    """``logits, *new = decoder(input_ids, attention_mask, position_ids, *past)``: ``new``, the keys and values
+    of the new positions only."""
 
     def __init__(self, model: PreTrainedModel):
         super().__init__()
@@ -121,28 +128,39 @@ class CachedDecoder(nn.Module):
     ) -> tuple[torch.Tensor, ...]:
         batch, length = input_ids.shape
         hidden = self.embed(input_ids) + self.wpe[position_ids]
-        biases = {window: self.mask(attention_mask, length, hidden.dtype, window) for window in set(self.windows)}
-        present: list[torch.Tensor] = []
+        biases = {
+            window: self.mask(attention_mask, length, hidden.dtype, window, position_ids)
+            for window in set(self.windows)
+        }
+        new: list[torch.Tensor] = []
         for i, block in enumerate(self.blocks):
             bias = biases[self.windows[i]]
             attn, key, value = self.attention(i, block, block.ln_1(hidden), bias, past[2 * i], past[2 * i + 1])
             hidden = hidden + attn
             hidden = hidden + self.mlp(block, block.ln_2(hidden))
-            present += [key, value]
+            new += [key, value]
         logits = torch.matmul(self.ln_f(hidden), self.head)
-        return (logits, *present)
+        return (logits, *new)
 
     @staticmethod
-    def mask(attention_mask: torch.Tensor, length: int, dtype: torch.dtype, window: int | None = None) -> torch.Tensor:
+    def mask(
+        attention_mask: torch.Tensor,
+        length: int,
+        dtype: torch.dtype,
+        window: int | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """(batch, 1, new, past + new) additive bias: causal, blind to padded positions, and for a local
-        layer blind to keys ``window`` or more positions back."""
+        layer blind to keys ``window`` or more positions back (past column ``j`` is position ``j``, a new
+        key is at its ``position_ids``)."""
         total = attention_mask.shape[1]
         keys = torch.arange(total, device=attention_mask.device)
         queries = torch.arange(length, device=attention_mask.device) + (total - length)
-        allowed = keys[None, :] <= queries[:, None]
+        allowed = (keys[None, :] <= queries[:, None])[None, None] & (attention_mask[:, None, None, :] > 0)
         if window is not None:
-            allowed = allowed & (queries[:, None] - keys[None, :] < window)
-        allowed = allowed[None, None] & (attention_mask[:, None, None, :] > 0)
+            past = keys[: total - length].expand(position_ids.shape[0], -1)
+            key_positions = torch.cat([past, position_ids], dim=1)
+            allowed = allowed & (position_ids[:, None, :, None] - key_positions[:, None, None, :] < window)
         zero = torch.zeros((), dtype=dtype)
         blocked = torch.full((), torch.finfo(dtype).min, dtype=dtype)
         return torch.where(allowed, zero, blocked)
@@ -169,13 +187,15 @@ class CachedDecoder(nn.Module):
         query, key, value = (
             t.reshape(batch, length, self.n_head, self.head_dim).transpose(1, 2) for t in (query, key, value)
         )
-        key = torch.cat([past_key, key], dim=2)
-        value = torch.cat([past_value, value], dim=2)
-        scores = torch.matmul(query, key.transpose(-1, -2))
+        # the past and the new keys scored apart, the scores joined: the past is read, not copied
+        scores = torch.cat(
+            [torch.matmul(query, past_key.transpose(-1, -2)), torch.matmul(query, key.transpose(-1, -2))], dim=-1
+        )
         if self.scaling[i] != 1.0:
             scores = scores * self.scaling[i]
-        scores = scores + bias
-        out = torch.matmul(torch.softmax(scores, dim=-1), value)
+        weights = torch.softmax(scores + bias, dim=-1)
+        past_length = past_key.shape[2]
+        out = torch.matmul(weights[..., :past_length], past_value) + torch.matmul(weights[..., past_length:], value)
         out = out.transpose(1, 2).reshape(batch, length, width)
         project = linear(block.attn.c_proj, out) if self.kind == "gpt2" else block.out_proj(out)
         return project, key, value
@@ -235,8 +255,9 @@ def _padding_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 def seq2seq_shape(config) -> Shape:
     if config.model_type != "t5":
         raise UnsupportedModel(f"the sequence-to-sequence export handles t5; this model is {config.model_type!r}")
+    # relative positions: no table, and transformers 5 saves no n_positions (the context is the tokenizer's)
     return Shape(
-        config.num_decoder_layers, config.num_heads, config.d_kv, config.d_model, config.n_positions,
+        config.num_decoder_layers, config.num_heads, config.d_kv, config.d_model, getattr(config, "n_positions", 0),
         config.vocab_size, config.layer_norm_epsilon,
     )  # fmt: skip
 

@@ -40,11 +40,15 @@ class Teller:
         async def draw(drawn: GenerationSettings) -> Screened:
             [written] = self.writer.write([text], [drawn], as_story=True)
             story = finish(written.text, written.finish_reason == STOP)
-            verdict = self.screen.judge(story, request.age_group).to_json()
+            verdict = self.judge(request.shown(story), request.age_group)
             return Screened(
                 story, written.tokens, written.prompt_tokens, written.finish_reason, verdict["safe"], verdict
             )
 
-        return asyncio.run(
-            tell_story(request, seed, settings, draw, model=self.model, model_sha=self.model_sha, redraws=redraws)
+        told = tell_story(
+            request, seed, settings, draw, judge=self.judge, model=self.model, model_sha=self.model_sha, redraws=redraws
         )
+        return asyncio.run(told)
+
+    def judge(self, text: str, age_group: str) -> dict:
+        return self.screen.judge(text, age_group).to_json()

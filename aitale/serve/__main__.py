@@ -3,6 +3,13 @@
 Every setting is a flag here and an ``AITALE_SERVE_<NAME>`` environment variable (a flag wins).
 It loads no torch: onnxruntime, tokenizers and the content screen only. SIGTERM drains: the
 server stops accepting connections, finishes the requests in flight, then exits.
+
+A load test from this machine: run the server without API keys on loopback (the default). There a
+caller is this machine and no per-key limits apply, so the engine is what is measured; raise
+--max-in-flight (64) above the clients you send at once, and send seeded requests with
+--cache-entries 0 (or unseeded ones) so that the cache does not answer them. With API keys every
+key keeps its limits (--key-rate-per-minute, --key-burst, --key-in-flight). benchmarks/serve_load.py
+does all this.
 """
 
 from __future__ import annotations
@@ -81,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from aitale.serve.app import create_app
+    from aitale.serve.limits import timed_protocol
 
     app = create_app(settings)
     log.info(
@@ -98,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,
         log_level="info",
         timeout_graceful_shutdown=int(settings.request_timeout_s),
+        http=timed_protocol(settings.read_timeout_s),
     )
 
     class DrainingServer(uvicorn.Server):

@@ -5,6 +5,11 @@ A key is the sha256 of the served file's sha256 and every request field that cha
 sampled story is never stored, or every child would get the same "random" story. Identical
 requests in flight share one generation (:meth:`ResponseCache.shared`). Errors and cancelled
 requests are never stored. Nothing is written to disk: a restart empties it.
+
+Once a request's answer is stored, its exact bytes (the route, the caller and the body as sent) are
+remembered beside it with the answer a hit gets (:meth:`ResponseCache.remember`): the same request again
+is answered from those bytes before any parsing or validation (:class:`aitale.serve.app.Remembered`), as
+long as the answer itself is still stored.
 """
 
 from __future__ import annotations
@@ -26,10 +31,16 @@ def cache_key(model_sha: str, scope: str, fields: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def raw_key(scope: str, path: str, body: bytes) -> str:
+    """The key of a request's exact bytes, for ``scope`` (the caller, as in :func:`cache_key`)."""
+    return hashlib.sha256(b"\0".join([scope.encode(), path.encode(), body])).hexdigest()
+
+
 class ResponseCache:
     def __init__(self, entries: int, ttl_s: float, clock: Callable[[], float] = time.monotonic):
         self.entries, self.ttl_s, self.clock = entries, ttl_s, clock
         self._store: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self._raw: OrderedDict[str, tuple[str, tuple[str, bytes]]] = OrderedDict()
         self._in_flight: dict[str, asyncio.Future] = {}
 
     @property
@@ -49,6 +60,26 @@ class ResponseCache:
             return None
         self._store.move_to_end(key)
         return value
+
+    def remember(self, raw: str, key: str, answer: tuple[str, bytes]) -> None:
+        """``raw`` (:func:`raw_key`) is a request whose answer is stored under ``key``; a hit answers ``answer``
+        (media type, body)."""
+        if self.enabled:
+            self._raw[raw] = (key, answer)
+            self._raw.move_to_end(raw)
+            while len(self._raw) > self.entries:
+                self._raw.popitem(last=False)
+
+    def recall(self, raw: str) -> tuple[str, bytes] | None:
+        """The answer remembered for the exact request ``raw``, while the answer it came from is stored."""
+        found = self._raw.get(raw)
+        if found is None:
+            return None
+        key, answer = found
+        if self.get(key) is None:  # expired or evicted: the request takes the whole path again
+            del self._raw[raw]
+            return None
+        return answer
 
     def put(self, key: str, value: Any) -> None:
         if not self.enabled:

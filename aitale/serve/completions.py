@@ -10,6 +10,7 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from aitale.data.structure import as_text
 from aitale.generation.sampling import GenerationSettings
 from aitale.generation.story import SEED_RANGE
 from aitale.generation.writer import Screened
@@ -27,14 +28,10 @@ async def completions(body: CompletionRequest, request: Request, server: Server)
     if body.model != server.settings.model_name:
         raise ServiceError(404, "model_not_found", f"the model {body.model!r} does not exist")
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
-    encoded = [s.codec.encode(p) for p in prompts]
-    if (too_long := too_long_for_context(body, encoded, s.context)) is not None:
-        return too_long
     seed = body.seed if body.seed is not None else secrets.randbelow(SEED_RANGE)
-    rows = [body.settings(s.defaults.but(seed=seed), s.room(ids)) for ids in encoded]
-    cacheable = body.seed is not None or not rows[0].do_sample
+    asked = body.settings(s.defaults.but(seed=seed), None)
+    cacheable = body.seed is not None or not asked.samples
     fields = {"route": "completions", **body.cache_fields(), "seed": body.seed}
-    key = server.cache_key(request, fields) if cacheable else None
     base = {
         "id": "cmpl-" + uuid.uuid4().hex[:24],
         "object": "text_completion",
@@ -42,6 +39,15 @@ async def completions(body: CompletionRequest, request: Request, server: Server)
         "model": server.settings.model_name,
     }
     deadline = time.monotonic() + server.settings.request_timeout_s
+    rows: list[tuple[list[int], GenerationSettings]] = []
+
+    def prepare() -> Response | None:
+        # a typed "<|endoftext|>" is text here too, never a control token
+        encoded = [s.codec.encode(as_text(p)) for p in prompts]
+        if (too_long := too_long_for_context(body, encoded, s.context)) is not None:
+            return too_long
+        rows.extend((ids, body.settings(s.defaults.but(seed=seed), s.room(ids))) for ids in encoded)
+        return None
 
     async def produce(emit: Emit | None) -> dict:
         async def one(i: int, ids: list[int], settings: GenerationSettings) -> Screened:
@@ -56,17 +62,19 @@ async def completions(body: CompletionRequest, request: Request, server: Server)
                 deadline=deadline,
                 repeatable=cacheable,
                 release=release if emit else None,
+                shown=lambda text: prompts[i] + text,  # what a reader of the completion sees: prompt and all
             )
             if emit:
                 await emit({**base, "choices": [choice(i, "", result.finish_reason)]})
             return result
 
-        return completion(base, await asyncio.gather(*(one(i, *row) for i, row in enumerate(zip(encoded, rows)))))
+        return completion(base, await asyncio.gather(*(one(i, *row) for i, row in enumerate(rows))))
 
     include_usage = bool(body.stream_options and body.stream_options.get("include_usage"))
     answer = Answer(
         name="completion",
-        key=key,
+        key=server.cache_key(request, fields) if cacheable else None,
+        prepare=prepare,
         produce=produce,
         whole=lambda value, cached: value,
         replay=lambda value: [{**head(value), "choices": [c]} for c in value["choices"]],

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aitale.generation.batch import CANCELLED, Batch, Row
+from aitale.generation.batch import CANCELLED, Row, batch_for
 from aitale.generation.decoders import Decoder
 from aitale.generation.sampling import GenerationSettings
 
@@ -52,6 +52,12 @@ class Job:
         self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, value))
 
 
+def _deliver(events: list[tuple[Job, tuple]]) -> None:
+    """In the event loop: one step's events, to each job's queue."""
+    for job, event in events:
+        job.events.put_nowait(event)
+
+
 class Engine:
     def __init__(
         self,
@@ -64,7 +70,7 @@ class Engine:
         gather_s: float,
         observe=None,
     ):
-        self.batch = Batch(decoder, eos_token_id, decode)
+        self.batch = batch_for(decoder, eos_token_id, decode)
         self.context = decoder.context
         self.max_batch, self.token_budget, self.gather_s = max_batch, token_budget, gather_s
         self.observe = observe  # metrics hooks (aitale.serve.metrics.Metrics), or None
@@ -72,6 +78,7 @@ class Engine:
         self._jobs: dict[int, Job] = {}  # id(row) -> job, for the rows in the batch
         self._wake = threading.Condition()
         self._stopping = False
+        self._outbox: list[tuple[Job, tuple]] = []  # the current step's events, sent together at its end
         self._thread = threading.Thread(target=self._run, name="aitale-engine", daemon=True)
 
     def start(self) -> None:
@@ -126,6 +133,7 @@ class Engine:
         now = time.monotonic()
         self._drop_ended(now)
         admitted = self._admit(now)
+        self._outbox: list[tuple[Job, tuple]] = []
         if admitted:
             for row in self.batch.admit([job.row for job in admitted]):
                 self._finish(self._jobs.pop(id(row)))
@@ -140,6 +148,16 @@ class Engine:
         for job in admitted:  # rows that ended at their first token were finished above
             if id(job.row) in self._jobs:
                 self._send(job)
+        self._flush()
+
+    def _flush(self) -> None:
+        """The step's events, one wake-up per event loop rather than one per job."""
+        by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+        for job, event in self._outbox:
+            by_loop.setdefault(job.loop, []).append((job, event))
+        for loop, events in by_loop.items():
+            loop.call_soon_threadsafe(_deliver, events)
+        self._outbox = []
 
     def _drop_ended(self, now: float) -> None:
         """Cancelled and timed-out rows leave before the step; so do waiting requests that gave up."""
@@ -187,9 +205,9 @@ class Engine:
     def _send(self, job: Job) -> None:
         tokens = job.row.tokens
         if len(tokens) > job.sent:
-            job.post("tokens", tokens[job.sent :])
+            self._outbox.append((job, ("tokens", tokens[job.sent :])))
             job.sent = len(tokens)
 
     def _finish(self, job: Job) -> None:
         self._send(job)
-        job.post("end", job.row)
+        self._outbox.append((job, ("end", job.row)))

@@ -45,7 +45,7 @@ async def model(model_id: str, server: Server) -> dict:
     return server.service.info()
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
 async def page(server: Server) -> HTMLResponse:
     from aitale.templates import render
 

@@ -1,7 +1,9 @@
 """The body of ``POST /v1/completions``: OpenAI's completions shape, plus this model's sampling controls.
 
 Fields left out take the model's ``generation_config.json``. ``temperature: 0`` decodes greedily.
-Unknown fields are refused, so a misspelt setting is an error rather than silently ignored.
+Unknown fields are refused, so a misspelt setting is an error rather than silently ignored; types are
+strict, as OpenAI's are (``"seed": "7"`` or ``"stream": 1`` is an error, an integer temperature is fine);
+text must be Unicode (a lone surrogate is refused, naming the field).
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from aitale.data.text import unicode_text
 from aitale.generation.sampling import GenerationSettings
 
 MAX_PROMPTS = 8
 
 
 class CompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(min_length=1)
     prompt: str | list[str] = Field(description=f"a prompt, or a list of up to {MAX_PROMPTS}")
@@ -42,6 +45,8 @@ class CompletionRequest(BaseModel):
             raise ValueError(f"give 1 to {MAX_PROMPTS} prompts")
         if any(not p for p in prompts):
             raise ValueError("a prompt must not be empty")
+        for p in prompts:
+            unicode_text(p)
         return prompt
 
     @field_validator("stop")
@@ -50,6 +55,8 @@ class CompletionRequest(BaseModel):
         stops = [stop] if isinstance(stop, str) else stop or []
         if len(stops) > 4 or any(not s for s in stops):
             raise ValueError("give up to 4 non-empty stop strings")
+        for s in stops:
+            unicode_text(s)
         return stop
 
     def settings(self, defaults: GenerationSettings, room: int) -> GenerationSettings:
@@ -58,7 +65,7 @@ class CompletionRequest(BaseModel):
         if self.temperature is not None:
             changes["do_sample"] = self.temperature > 0
             if self.temperature > 0:
-                changes["temperature"] = self.temperature
+                changes["temperature"] = float(self.temperature)
         for ours, theirs in (
             ("top_p", "top_p"),
             ("top_k", "top_k"),

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ANONYMOUS = "anonymous"  # the key id of every caller when no keys are configured
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})  # the Host names a keyless server answers
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
@@ -106,6 +107,14 @@ class KeyLimits:
 
 def retry_after(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header, without its port: ``localhost:8000`` -> ``localhost``, ``[::1]:80`` -> ``::1``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def is_loopback(host: str | None) -> bool:

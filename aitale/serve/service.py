@@ -128,41 +128,47 @@ class Service:
         deadline: float,
         repeatable: bool,
         release: Callable[[str], Awaitable[None]] | None = None,
+        shown: Callable[[str], str] = str,
     ) -> Screened:
         """The screened text of one row; ``release`` receives each newly screened piece (streaming).
 
         ``repeatable``: the request gave its seed (or decodes greedily), so it runs where its tokens
-        cannot depend on the rows beside it.
+        cannot depend on the rows beside it. ``shown(text)`` is what a reader sees with the text (the
+        prompt before a completion, the title above a story): what the screen judges, at every release
+        and at the end.
         """
         decode = self.codec.decode_story if story else self.codec.decode
         engine, timing = self.engine_for(repeatable), _Timing(time.monotonic())
         job = self._submit(engine, prompt_ids, settings, deadline, timing.arrived)
-        shown = _Released(self, decode, age_group, release) if release is not None else None
+        released = _Released(self, decode, age_group, release, shown) if release is not None else None
         tokens: list[int] = []
         row: Row | None = None
         try:
-            while row is None:
-                kind, value = await self._event(job, deadline, timing)
-                if kind == "tokens":
-                    tokens += value
-                    if shown is not None and (unsafe := await shown.more(tokens)) is not None:
-                        engine.cancel(job)
-                        return Screened("", tokens, len(job.prompt), CONTENT_FILTER, False, unsafe)
-                elif kind == "end":
-                    row = value
-                else:
-                    raise _error(value)
+            async with asyncio.timeout_at(deadline + 1.0):  # the engine ends it at the deadline; this, if it cannot
+                while row is None:
+                    kind, value = await self._event(job, timing)
+                    if kind == "tokens":
+                        tokens += value
+                        if released is not None and (unsafe := await released.more(tokens, value)) is not None:
+                            engine.cancel(job)
+                            return Screened("", tokens, len(job.prompt), CONTENT_FILTER, False, unsafe)
+                    elif kind == "end":
+                        row = value
+                    else:
+                        raise _error(value)
+        except TimeoutError:
+            raise ServiceError(504, "timeout", "the story took longer than the server allows") from None
         finally:
             if row is None:
                 engine.cancel(job)  # the client went away, or the request failed: free the row now
             self.refresh_gauges()
         text = row.stop_text if row.stop_text is not None else decode(row.tokens)
         text = finish(text, row.finish_reason == STOP) if story else text
-        verdict = self._judge(text, age_group)
+        verdict = self.judge(shown(text), age_group)
         if not verdict["safe"]:
             return Screened("", row.tokens, len(row.prompt), CONTENT_FILTER, False, verdict)
-        if shown is not None:
-            await shown.rest(text)
+        if released is not None:
+            await released.rest(text)
         return Screened(text, row.tokens, len(row.prompt), row.finish_reason, True, verdict)
 
     def _submit(
@@ -179,12 +185,9 @@ class Service:
         self.refresh_gauges()
         return job
 
-    async def _event(self, job: Job, deadline: float, timing: _Timing) -> tuple[str, Any]:
-        """The job's next event (504 past the deadline); new tokens are counted and timed."""
-        try:
-            kind, value = await asyncio.wait_for(job.events.get(), timeout=max(0.0, deadline - job.loop.time() + 1.0))
-        except TimeoutError:
-            raise ServiceError(504, "timeout", "the story took longer than the server allows") from None
+    async def _event(self, job: Job, timing: _Timing) -> tuple[str, Any]:
+        """The job's next event; new tokens are counted and timed."""
+        kind, value = await job.events.get()
         if kind == "tokens":
             now = time.monotonic()
             if timing.last is None:
@@ -195,7 +198,7 @@ class Service:
             self.metrics.tokens.inc(len(value))
         return kind, value
 
-    def _judge(self, text: str, age_group: str) -> dict[str, Any]:
+    def judge(self, text: str, age_group: str) -> dict[str, Any]:
         verdict = self.screen.judge(text, age_group).to_json()
         self.metrics.screened.labels("safe" if verdict["safe"] else "unsafe").inc()
         return verdict
@@ -208,20 +211,34 @@ class Service:
 class _Released:
     """A streamed row's text, released in whole sentences once the content screen has passed them."""
 
-    def __init__(self, service: Service, decode, age_group: str, release: Callable[[str], Awaitable[None]]):
+    def __init__(
+        self,
+        service: Service,
+        decode,
+        age_group: str,
+        release: Callable[[str], Awaitable[None]],
+        shown: Callable[[str], str],
+    ):
         self.service, self.decode, self.age_group, self.release = service, decode, age_group, release
+        self.shown = shown
         self.released = 0  # characters of the text already released
+        self.marked = False  # a sentence mark came since the last release: a sentence may have ended
 
-    async def more(self, tokens: list[int]) -> dict[str, Any] | None:
-        """Release the sentences the tokens so far complete; returns the verdict if they fail the screen."""
+    async def more(self, tokens: list[int], new: list[int]) -> dict[str, Any] | None:
+        """Release the sentences the tokens so far complete (``new`` the latest of them); returns the verdict
+        if they fail the screen. The whole text is decoded only once a sentence mark has come."""
+        self.marked = self.marked or any(mark in self.service.codec.decode(new) for mark in ".!?")
+        if not self.marked:
+            return None
         text = self.decode(tokens)
         cut = sentence_end(text, written=False)
         if cut > self.released:
-            verdict = self.service._judge(text[:cut], self.age_group)
+            verdict = self.service.judge(self.shown(text[:cut]), self.age_group)
             if not verdict["safe"]:
                 return verdict
             await self.release(text[self.released : cut])
             self.released = cut
+            self.marked = any(mark in text[cut:] for mark in ".!?")
         return None
 
     async def rest(self, text: str) -> None:

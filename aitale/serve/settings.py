@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from aitale.generation.story import MAX_REDRAWS, REDRAWS
 from aitale.labels import AGE_GROUPS
 from aitale.serve.security import read_keys
 
@@ -36,10 +37,17 @@ class ServeSettings(BaseSettings):
     max_in_flight: PositiveInt = Field(64, description="requests being served at once; more get 429")
     queue_timeout_s: PositiveFloat = Field(30.0, description="a request waiting this long for a batch row gets 503")
     request_timeout_s: PositiveFloat = Field(120.0, description="a request running past this gets 504")
+    read_timeout_s: PositiveFloat = Field(
+        10.0,
+        description="a connection whose request head stalls this long is closed; a body that stalls this long "
+        "gets 408 (so SIGTERM's drain never waits on a stalled upload)",
+    )
     max_body_bytes: PositiveInt = Field(65536, description="larger request bodies get 413")
     cache_entries: int = Field(1024, ge=0, description="responses kept by the cache (0 turns it off)")
     cache_ttl_s: PositiveFloat = Field(3600.0, description="a cached response expires after this many seconds")
-    redraws: int = Field(3, ge=0, le=10, description="new draws of a story that fails the content screen")
+    redraws: int = Field(
+        REDRAWS, ge=0, le=MAX_REDRAWS, description="new draws of a story that fails the content screen"
+    )
     completions_age_group: Literal[AGE_GROUPS] = Field(  # type: ignore[valid-type]
         "3-5", description="the age policy /v1/completions text is screened with"
     )
@@ -52,7 +60,12 @@ class ServeSettings(BaseSettings):
         False,
         description="let a server without API keys listen on an address other than loopback (off: it refuses to start)",
     )
-    key_rate_per_minute: PositiveFloat = Field(120.0, description="requests per minute a key may make")
+    key_rate_per_minute: PositiveFloat = Field(
+        120.0,
+        description="requests per minute a key may make, cache hits included. The key limits hold for API keys "
+        "and for a keyless server on another address; a keyless server on loopback (the default) has none: "
+        "every caller there is this machine, so a load test from it measures the engine (max_in_flight still holds)",
+    )
     key_burst: PositiveInt = Field(20, description="requests a key may make at once after a quiet spell")
     key_in_flight: PositiveInt = Field(16, description="requests of one key being served at once")
     share_cache: bool = Field(False, description="let callers with different keys share cached responses")

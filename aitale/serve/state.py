@@ -9,9 +9,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from aitale.serve.cache import ResponseCache, cache_key
+from aitale.serve.cache import ResponseCache, cache_key, raw_key
+from aitale.serve.limits import BODY
 from aitale.serve.metrics import Metrics
-from aitale.serve.security import KeyLimits, Keys
+from aitale.serve.security import LOOPBACK_NAMES, KeyLimits, Keys, host_name, is_loopback
 from aitale.serve.service import Service, ServiceError
 from aitale.serve.settings import ServeSettings
 
@@ -41,8 +42,18 @@ class ServerState:
         self.cache = ResponseCache(settings.cache_entries, settings.cache_ttl_s)
         self.limiter = Limiter(settings.max_in_flight)
         self.keys = Keys(settings.keys())
-        self.per_key = KeyLimits(settings.key_rate_per_minute, settings.key_burst, settings.key_in_flight)
+        # Without keys on loopback every caller is this machine, one "anonymous" key: per-key limits there
+        # would only stop a load test (max_in_flight still holds). With keys, or keyless on another address
+        # (--allow-public-without-keys), every key is limited.
+        self.keyless_loopback = not self.keys.required and is_loopback(settings.host)
+        self.per_key = (
+            None
+            if self.keyless_loopback
+            else KeyLimits(settings.key_rate_per_minute, settings.key_burst, settings.key_in_flight)
+        )
+        self.host_names = LOOPBACK_NAMES | {settings.host.lower()}
         self.loaded: Service | None = None
+        self.routes: dict[str, Any] = {}  # path -> route, once the app has them (labels of remembered answers)
         self.status, self.error = "loading", None
 
     def load(self) -> None:
@@ -67,10 +78,15 @@ class ServerState:
             raise ServiceError(503, "not_ready", "the model is still loading; see /ready")
         return self.loaded
 
-    def admit(self, key: str) -> Callable[[], None]:
-        """Count a request against the server's and its key's limits (429 past either); returns how to leave."""
-        wait = self.per_key.enter(key)
-        if wait is not None:
+    def host_allowed(self, host: str | None) -> bool:
+        """Whether a keyless server on loopback answers a request with this Host header (its loopback names only:
+        a page elsewhere, its name pointed at 127.0.0.1, sends its own)."""
+        return host is not None and host_name(host) in self.host_names
+
+    def admit(self, key: str, cached: bool = False) -> Callable[[], None]:
+        """Count a request against its key's limits and, unless its answer is ``cached``, the server's (429 past
+        either); returns how to leave. A cache hit costs its key a request like any other."""
+        if self.per_key is not None and (wait := self.per_key.enter(key)) is not None:
             self.metrics.rejections.labels("key_limit").inc()
             raise ServiceError(
                 429,
@@ -78,24 +94,34 @@ class ServerState:
                 "this API key has too many requests in flight or too many in the last minute; retry later",
                 retry_after=wait,
             )
-        if not self.limiter.try_enter():
-            self.per_key.leave(key)
+        if not cached and not self.limiter.try_enter():
+            if self.per_key is not None:
+                self.per_key.leave(key)
             self.metrics.rejections.labels("too_many_requests").inc()
             raise ServiceError(
                 429, "rate_limit_exceeded", f"more than {self.settings.max_in_flight} requests at once; retry later"
             )
 
         def leave() -> None:
-            self.limiter.leave()
-            self.per_key.leave(key)
+            if not cached:
+                self.limiter.leave()
+            if self.per_key is not None:
+                self.per_key.leave(key)
 
         return leave
 
     def cache_key(self, request: Request, fields: dict[str, Any]) -> str:
         """The key of a repeatable request: the served files, the caller (unless the cache is shared), the fields."""
         service = self.service
-        scope = "" if self.settings.share_cache else request.state.key_id
-        return cache_key(service.sha256 + service.screen_sha256, scope, fields)
+        return cache_key(service.sha256 + service.screen_sha256, self.cache_scope(request.state.key_id), fields)
+
+    def cache_scope(self, key_id: str) -> str:
+        return "" if self.settings.share_cache else key_id
+
+    def remember(self, request: Request, key: str, answer: tuple[str, bytes]) -> None:
+        """Answer this exact request (route, caller, body bytes) with ``answer`` while ``key`` is stored."""
+        raw = raw_key(self.cache_scope(request.state.key_id), request.url.path, request.scope.get(BODY, b""))
+        self.cache.remember(raw, key, answer)
 
     def log_text(self, request: Request, what: str, text: str) -> None:
         if self.settings.log_text:  # off unless asked for: prompts and stories can hold children's names

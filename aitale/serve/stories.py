@@ -23,13 +23,15 @@ router = APIRouter()
 @router.post("/v1/stories")
 async def stories(body: StoryRequest, request: Request, server: Server) -> Response:
     s = server.service
-    prompt_ids = s.codec.encode(body.prompt())
-    room = s.room(prompt_ids)
-    if (too_long := too_long_for_context(body, room, s.context)) is not None:
-        return too_long
     seed = body.seed if body.seed is not None else secrets.randbelow(SEED_RANGE)
     fields = {"route": "stories", **body.model_dump(exclude={"stream"}), "redraws": server.settings.redraws}
     deadline = time.monotonic() + server.settings.request_timeout_s
+    prompt: dict = {}
+
+    def prepare() -> Response | None:
+        prompt["ids"] = s.codec.encode(body.prompt())
+        prompt["room"] = s.room(prompt["ids"])
+        return too_long_for_context(body, prompt["room"], s.context)
 
     async def produce(emit: Emit | None) -> dict:
         async def release(text: str) -> None:
@@ -40,20 +42,22 @@ async def stories(body: StoryRequest, request: Request, server: Server) -> Respo
 
         async def draw(settings: GenerationSettings) -> Screened:
             return await s.write(
-                prompt_ids,
+                prompt["ids"],
                 settings,
                 age_group=body.age_group,
                 story=True,
                 deadline=deadline,
                 repeatable=body.seed is not None,
                 release=release if emit else None,
+                shown=body.shown,  # the title above the story, as the page shows it
             )
 
         story = await tell_story(
             body,
             seed,
-            body.settings(s.defaults, room),
+            body.settings(s.defaults, prompt["room"]),
             draw,
+            judge=s.judge,
             model=server.settings.model_name,
             model_sha=s.sha256,
             redraws=server.settings.redraws,
@@ -64,6 +68,7 @@ async def stories(body: StoryRequest, request: Request, server: Server) -> Respo
     answer = Answer(
         name="story",
         key=server.cache_key(request, fields) if body.seed is not None else None,
+        prepare=prepare,
         produce=produce,
         whole=lambda value, cached: {**value, "cached": cached},
         replay=lambda value: [

@@ -40,13 +40,16 @@ def browser(tmp_path_factory):
         driver.quit()
 
 
-def tell(browser, url: str, title: str, age: str = "3-5", style: str = "bedtime") -> None:
+def tell(browser, url: str, title: str, age: str = "3-5", style: str = "bedtime", themes: bool = True) -> None:
     browser.get(url)
     field = browser.find_element(By.ID, "title")
     field.clear()
     field.send_keys(title)
     Select(browser.find_element(By.ID, "age_group")).select_by_value(age)
     Select(browser.find_element(By.ID, "style")).select_by_value(style)
+    if not themes:
+        for box in browser.find_elements(By.CSS_SELECTOR, "#themes input:checked"):
+            box.click()
     Select(browser.find_element(By.ID, "length")).select_by_visible_text("short")
     browser.find_element(By.ID, "seed").send_keys("4")
     browser.find_element(By.ID, "tell").click()
@@ -80,3 +83,10 @@ def test_markup_in_a_story_shows_as_text(browser, story_server):
     assert heading.text == title  # shown as the characters typed
     assert heading.find_elements(By.TAG_NAME, "b") == [] and heading.find_elements(By.TAG_NAME, "script") == []
     assert browser.execute_script("return typeof window.pwned") == "undefined"
+
+
+def test_a_story_with_any_style_and_no_theme(browser, story_server):
+    tell(browser, story_server.url, "The Moon Hare", age="6-8", style="", themes=False)
+    assert browser.find_element(By.ID, "status").text == "The end."
+    assert browser.find_elements(By.CSS_SELECTOR, "#story-text p")
+    assert "passed the content screen" in browser.find_element(By.ID, "safety").text

@@ -18,11 +18,12 @@ function requestBody(form) {
   const body = {
     title: data.get("title").trim(),
     age_group: data.get("age_group"),
-    style: data.get("style"),
     themes: data.getAll("themes").slice(0, 3),
     max_tokens: Number(data.get("length")),
     stream: true,
   };
+  // "any style" sends none: the story is then written unconditioned on style (as with no themes)
+  if (data.get("style")) body.style = data.get("style");
   const seed = data.get("seed");
   if (seed !== null && seed !== "") body.seed = Number(seed);
   return body;
