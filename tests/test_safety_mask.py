@@ -92,3 +92,24 @@ def test_the_mask_follows_the_age_policy_and_spares_lookalikes(tokenizer):
     assert not young.banned(tokenizer.encode("the fox hamur").ids)[der]  # inside another word: not a word start
     assert not young.banned(the)[der]
     assert np.count_nonzero(young.banned(the)) < len(texts) // 10  # most of the vocabulary stays open
+
+
+def test_tell_draws_with_its_age_groups_mask(tokenizer, tmp_path, content_screen):
+    """The story policy's writer gets the request's mask: a model that would write "murder" tells a story
+    without it, where the same draw unmasked writes it."""
+    from transformers import GenerationConfig, PreTrainedTokenizerFast
+
+    from aitale.generation.story import StoryRequest
+    from aitale.generation.teller import Teller
+    from aitale.generation.writer import Writer
+
+    model = biased_model(tokenizer, {"Ġmurder": 9.0, "Ġthe": 8.0, "Ġfox": 8.0, ".": 7.0})
+    model.generation_config = GenerationConfig(do_sample=True, top_k=5, max_new_tokens=24, min_new_tokens=0)
+    model.save_pretrained(tmp_path)
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>").save_pretrained(tmp_path)
+    writer = Writer.load(tmp_path)
+    [free] = writer.write(["the fox"], [writer.defaults.but(seed=3)])
+    assert "murder" in free.text
+    teller = Teller(writer, content_screen, "biased", "0" * 64)
+    told = teller.tell(StoryRequest(title="The Fox", age_group="3-5"), seed=3)
+    assert "murder" not in told.text.lower() and told.text

@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 
 class Teller:
     def __init__(self, writer: Writer, screen: Screen, model: str, model_sha: str):
+        from aitale.safety.mask import AgeMasks, token_texts
+
         self.writer, self.screen, self.model, self.model_sha = writer, screen, model, model_sha
+        # the second line of defence: the words the age group's policy never allows are never written
+        self.masks = AgeMasks(token_texts(writer.codec.tokenizer), screen.rules)
 
     @classmethod
     def load(cls, folder: str | Path, variant: str, screen_folder: str | Path) -> Teller:
@@ -38,7 +42,8 @@ class Teller:
         settings = request.settings(self.writer.defaults, room if room is None or room > 0 else None)
 
         async def draw(drawn: GenerationSettings) -> Screened:
-            [written] = self.writer.write([text], [drawn], as_story=True)
+            mask = self.masks.for_age(request.age_group)
+            [written] = self.writer.write([text], [drawn], as_story=True, masks=[mask])
             story = finish(written.text, written.finish_reason == STOP)
             verdict = self.judge(request.shown(story), request.age_group)
             return Screened(

@@ -76,3 +76,16 @@ class TokenMask:
 def token_texts(tokenizer) -> list[str]:
     """Each token id's text for a ``tokenizers.Tokenizer`` (special tokens read as nothing)."""
     return [tokenizer.decode([i], skip_special_tokens=True) for i in range(tokenizer.get_vocab_size())]
+
+
+class AgeMasks:
+    """One :class:`TokenMask` per age group for a model's tokens and a screen's rules, built when first asked
+    for (tell, the server): the mask of a request's age group goes with its row into the generation core."""
+
+    def __init__(self, texts: Sequence[str], rules: Rules):
+        self.texts, self.rules, self._built = list(texts), rules, {}
+
+    def for_age(self, age_group: str) -> TokenMask:
+        if age_group not in self._built:
+            self._built[age_group] = TokenMask(self.texts, policy_words(self.rules, age_group))
+        return self._built[age_group]

@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aitale.generation.batch import CANCELLED, Row, batch_for
 from aitale.generation.decoders import Decoder
@@ -47,6 +48,7 @@ class Job:
     cancelled: bool = False
     row: Row | None = None
     sent: int = 0  # tokens already passed to the request
+    mask: Any = None  # the tokens it may never write (aitale.safety.mask.TokenMask)
 
     def post(self, kind: str, value=None) -> None:
         self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, value))
@@ -196,7 +198,7 @@ class Engine:
                 admitted.append(job)
         for job in admitted:
             job.started_at = now
-            job.row = Row(list(job.prompt), job.settings, key=job)
+            job.row = Row(list(job.prompt), job.settings, key=job, mask=job.mask)
             self._jobs[id(job.row)] = job
             if self.observe:
                 self.observe.queue_wait(now - job.queued_at)

@@ -29,6 +29,7 @@ from aitale.generation.sampling import GenerationSettings
 from aitale.generation.story import finish, sentence_end
 from aitale.generation.writer import Screened
 from aitale.io import file_sha256
+from aitale.safety.mask import AgeMasks, token_texts
 from aitale.serve.engine import QUEUE_TIMEOUT, TIMEOUT, Engine, Job
 from aitale.serve.metrics import Metrics
 from aitale.serve.settings import ServeSettings
@@ -68,6 +69,8 @@ class Service:
         self.codec = Codec(folder)
         self.defaults = default_settings(folder)
         self.screen = load_screen(settings.screen_dir)
+        # the second line of defence: the words the age group's policy never allows are never written
+        self.masks = AgeMasks(token_texts(self.codec.tokenizer), self.screen.rules)
         self.screen_sha256 = _folder_digest(settings.screen_dir)
         self.version = model_version(settings.model_name)
         self.engines: dict[str, Engine] = {}
@@ -140,6 +143,7 @@ class Service:
         decode = self.codec.decode_story if story else self.codec.decode
         engine, timing = self.engine_for(repeatable), _Timing(time.monotonic())
         job = self._submit(engine, prompt_ids, settings, deadline, timing.arrived)
+        job.mask = self.masks.for_age(age_group)
         released = _Released(self, decode, age_group, release, shown) if release is not None else None
         tokens: list[int] = []
         row: Row | None = None
