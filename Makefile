@@ -290,6 +290,7 @@ library-sweep: setup library-mirror  ## the library sweep (8 points, ~45 min on 
 # The 30 minutes: the recipe trained for BUDGET_MINUTES on the library, scored on test and the three held-out books.
 library-budget: setup library-mirror  ## the library recipe for BUDGET_MINUTES, scored on test and the held-out books
 	python -m benchmarks.cpu_budget --minutes $(BUDGET_MINUTES) --native-bf16 --mirror $(LIBRARY_MIRROR) \
+		$(if $(LIBRARY_STEP_SECONDS),--step-seconds $(LIBRARY_STEP_SECONDS)) $(if $(WORK),--work $(WORK)) \
 		--title "the 87-book library" --output benchmarks/results/library_budget.json $(LIBRARY_DATA) $(LIBRARY_RECIPE)
 
 # Control a reader can see (benchmarks/control_library.py): after `make library` the workspace holds the library
