@@ -10,6 +10,7 @@ import yaml
 from wandb.proto import wandb_internal_pb2
 from wandb.sdk.internal.datastore import DataStore
 
+from aitale.generation.config import default_settings
 from aitale.io import read_jsonl, write_jsonl
 from aitale.modeling.tracking import steps_tsv
 from tests.helpers import REPO, clone_project, ran, run_stage, sh, tiny_params, train
@@ -144,7 +145,10 @@ def test_evaluate_sends_its_metrics_and_sample_stories(scratch_run, tiny_data, s
     assert name == run["job_type"] == "evaluate"
     metrics, speed = (json.loads((tmp_path / "out" / file).read_text()) for file in ("eval.json", "speed.json"))
     assert {key: run["summary"][key] for key in metrics} == metrics and run["summary"]["speed"] == speed
-    assert run["config"]["generate"]["max_new_tokens"] == 20 and run["config"]["evaluate"]["samples_per_prompt"] == 1
+    shipped = default_settings(scratch_run[0] / "weights/storyteller")  # evaluate samples as the model ships
+    assert run["config"]["generate"]["max_new_tokens"] == shipped.max_new_tokens
+    assert run["config"]["generate"]["temperature"] == shipped.temperature
+    assert run["config"]["evaluate"]["samples_per_prompt"] == 1
     [table] = run["dir"].glob("files/media/table/samples_*.table.json")
     rows = json.loads(table.read_text())
     assert rows["columns"][:2] == ["title", "story"] and "coherence" in rows["columns"]

@@ -285,23 +285,21 @@ def test_not_ready_until_the_model_loads_and_still_alive_when_it_cannot(dvc_proj
 
 
 def test_sigterm_drains_the_requests_in_flight(dvc_project, tmp_path):
+    body = {"model": "storyteller", "prompt": "Drain", "max_tokens": 50, "min_tokens": 50, "seed": 2, "stream": True}
     with serve(dvc_project, tmp_path) as server:
-        result = {}
-
-        def ask():
-            with server.client() as client:
-                result["response"] = client.post(
-                    "/v1/completions",
-                    json={"model": "storyteller", "prompt": "Drain", "max_tokens": 50, "min_tokens": 50, "seed": 2},
-                )
-
-        thread = threading.Thread(target=ask)
-        thread.start()
-        time.sleep(0.3)
-        code = server.stop()
-        thread.join()
-    assert result["response"].status_code == 200 and result["response"].json()["usage"]["completion_tokens"] == 50
-    assert code == 0
+        codes = []
+        stopper = threading.Thread(target=lambda: codes.append(server.stop()))
+        with server.client() as client, client.stream("POST", "/v1/completions", json={
+            **body, "stream_options": {"include_usage": True}
+        }) as response:
+            lines = response.iter_lines()
+            first = next(line for line in lines if line.startswith("data: "))
+            stopper.start()  # SIGTERM while the answer is being written: the server must finish it
+            rest = [line[6:] for line in lines if line.startswith("data: ")]
+        stopper.join()
+    assert response.status_code == 200 and json.loads(first[6:])["choices"]
+    assert rest[-1] == "[DONE]" and json.loads(rest[-2])["usage"]["completion_tokens"] == 50
+    assert codes == [0]
 
 
 def test_the_server_loads_no_torch(dvc_project):
