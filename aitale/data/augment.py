@@ -37,7 +37,7 @@ from aitale.data.lexicon import INTRANSITIVE, SYNONYMS
 from aitale.data.records import Story
 
 
-class Judge(Protocol):
+class ScreenLike(Protocol):
     """What augmentation needs of the content screen (`aitale.safety.Screen`)."""
 
     def judge(self, text: str, age_group: str): ...
@@ -328,7 +328,7 @@ class Augmented:
 
 
 def augment(
-    stories: list[Story], methods: list[str], probability: float, seed: int, screen: Judge | None = None
+    stories: list[Story], methods: list[str], probability: float, seed: int, screen: ScreenLike | None = None
 ) -> Augmented:
     """Augmented copies of ``stories`` (not including the originals), in a fixed order.
 
@@ -363,7 +363,7 @@ def rewrite(story: Story, method: str, rng: random.Random) -> str:
     return METHODS[method](story.text, rng)
 
 
-def changed_share(stories: list[Story | dict], method: str, seed: int, screen: Judge | None = None) -> float:
+def changed_share(stories: list[Story | dict], method: str, seed: int, screen: ScreenLike | None = None) -> float:
     """The share of ``stories`` that ``method`` changes (into text ``screen`` passes), applied to every one."""
     fields = Story.__dataclass_fields__
     records = [s if isinstance(s, Story) else Story(**{k: v for k, v in s.items() if k in fields}) for s in stories]

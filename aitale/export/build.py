@@ -149,49 +149,21 @@ def measure_all(
     if model.config.is_encoder_decoder:
         return measure_seq2seq(model, tokenizer, folder, decoders, parity, defaults, titles)
     context = model_context(model)
-
     prompts = [tokenizer(prompt(title)).input_ids for title in titles]
     room = max(1, context - max(len(ids) for ids in prompts))
     greedy = defaults.but(do_sample=False, max_new_tokens=GREEDY_TOKENS).within(room)
-    references = measure.greedy_reference(model, prompts, greedy)
-    agreement = {
-        name: measure.greedy_agreement(decoder, prompts, references, greedy) for name, decoder in decoders.items()
-    }
-    log.info("greedy tokens equal to transformers': %s", {n: a["token_agreement"] for n, a in agreement.items()})
-
-    encode = lambda text: tokenizer(text).input_ids  # noqa: E731
-    bpb = {}
-    for name, logits_fn in {"pytorch": torch_logits(model), **{n: d.logits for n, d in decoders.items()}}.items():
-        bpb[name] = measure.bits_per_byte(texts, encode, logits_fn, context, stride)
-        log.info("bits per byte, %s: %.4f", name, bpb[name])
-
+    agreement = _greedy_agreements(model, decoders, prompts, greedy)
+    bpb = _bits_per_byte(model, tokenizer, decoders, texts, context, stride)
     speed = measure_speed(model, folder, params)
     sizes = variant_sizes(model, folder)
     variants = {}
     for name in ("pytorch", *decoders):
         variants[name] = {"file": sizes[name][0], "bytes": sizes[name][1], "bits_per_byte": round(bpb[name], 5)}
         if name in decoders:
-            variants[name]["parity"] = {
-                "max_abs_logit_diff": {k: float(f"{v:.3g}") for k, v in parity[name].items()},
-                "greedy": agreement[name],
-            }
+            variants[name]["parity"] = {"max_abs_logit_diff": _rounded(parity[name]), "greedy": agreement[name]}
     ratios = {
         "int8_size_vs_onnx_fp32": round(variants["onnx_int8"]["bytes"] / variants["onnx_fp32"]["bytes"], 4),
         "int8_bpb_increase_vs_onnx_fp32": round(bpb["onnx_int8"] / bpb["onnx_fp32"] - 1, 4) + 0.0,  # no -0.0
-    }
-    latency = {name: v["latency_ms_per_token"] for name, v in speed["variants"].items()}
-    speed["ratios"] = {
-        "int8_latency_vs_pytorch": {
-            c: round(latency["onnx_int8"][c] / latency["pytorch"][c], 3) for c in latency["pytorch"]
-        },
-        "fp32_latency_vs_pytorch": {
-            c: round(latency["onnx_fp32"][c] / latency["pytorch"][c], 3) for c in latency["pytorch"]
-        },
-    }
-    speed["setup"]["versions"] = {
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "python": platform.python_version(),
     }
     results = {
         "variants": variants,
@@ -205,8 +177,50 @@ def measure_all(
             "greedy_new_tokens": greedy.max_new_tokens,
         },
     }
+    return results, _speed_ratios(speed)
+
+
+def _greedy_agreements(model: PreTrainedModel, decoders: dict, prompts: list, greedy: GenerationSettings) -> dict:
+    """Per variant, how much of its greedy continuation of each prompt is transformers'."""
+    references = measure.greedy_reference(model, prompts, greedy)
+    agreement = {
+        name: measure.greedy_agreement(decoder, prompts, references, greedy) for name, decoder in decoders.items()
+    }
+    log.info("greedy tokens equal to transformers': %s", {n: a["token_agreement"] for n, a in agreement.items()})
+    return agreement
+
+
+def _bits_per_byte(model, tokenizer, decoders: dict, texts: Sequence[str], context: int, stride: int) -> dict:
+    """Bits per byte of ``texts`` under PyTorch and every variant."""
+    encode = lambda text: tokenizer(text).input_ids  # noqa: E731
+    bpb = {}
+    for name, logits_fn in {"pytorch": torch_logits(model), **{n: d.logits for n, d in decoders.items()}}.items():
+        bpb[name] = measure.bits_per_byte(texts, encode, logits_fn, context, stride)
+        log.info("bits per byte, %s: %.4f", name, bpb[name])
+    return bpb
+
+
+def _speed_ratios(speed: dict) -> dict:
+    """``speed`` with each variant's latency against PyTorch's, the goals those meet and the library versions."""
+    latency = {name: v["latency_ms_per_token"] for name, v in speed["variants"].items()}
+    speed["ratios"] = {
+        f"{variant}_latency_vs_pytorch": {
+            c: round(latency[f"onnx_{variant}"][c] / latency["pytorch"][c], 3) for c in latency["pytorch"]
+        }
+        for variant in ("int8", "fp32")
+    }
+    speed["setup"]["versions"] = {
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "python": platform.python_version(),
+    }
     speed["goals"] = _goals(speed["ratios"])
-    return results, speed
+    return speed
+
+
+def _rounded(parity: dict[str, float]) -> dict[str, float]:
+    """Logit differences to three significant figures."""
+    return {k: float(f"{v:.3g}") for k, v in parity.items()}
 
 
 def measure_seq2seq(
@@ -225,7 +239,7 @@ def measure_seq2seq(
             "file": ", ".join(f for f, _ in files),
             "bytes": sum(b for _, b in files),
             "parity": {
-                "max_abs_logit_diff": {k: float(f"{v:.3g}") for k, v in parity[name].items()},
+                "max_abs_logit_diff": _rounded(parity[name]),
                 "greedy": measure.greedy_agreement(decoder, prompts, references, greedy),
             },
         }

@@ -101,26 +101,36 @@ def export_onnx(
     }
     axes |= {name: {0: "batch", 2: "past"} for name in past_names(n)}
     axes |= {name: {0: "batch", 2: "new"} for name in output_names(n)[1:]}
-    path = Path(path)
     external = weight_bytes(decoder) > external_above
+    names = (input_names(n), output_names(n))
+    return _trace(decoder, sample_inputs(decoder), path, names, axes, opset, metadata(model), external)
+
+
+def _trace(
+    module: torch.nn.Module, inputs: tuple, path: str | Path, names: tuple[list[str], list[str]], axes: dict,
+    opset: int, values: dict, external: bool,
+) -> Path:  # fmt: skip
+    """``module`` traced on ``inputs`` into the graph at ``path`` (``names``: its inputs' and its outputs'),
+    ``values`` as its metadata, checked; with external data when ``external``."""
+    path = Path(path)
     with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
         # a graph over 2 GB leaves the tracer as many files as tensors: written in a folder of its own
         traced = Path(scratch) / path.name
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer warnings about Python ints: the shapes are symbolic here
             torch.onnx.export(
-                decoder,
-                sample_inputs(decoder),
+                module,
+                inputs,
                 str(traced),
-                input_names=input_names(n),
-                output_names=output_names(n),
+                input_names=names[0],
+                output_names=names[1],
                 dynamic_axes=axes,
                 opset_version=opset,
                 dynamo=False,
                 do_constant_folding=True,
             )
         model_proto = onnx.load(str(traced))
-    _set_metadata(model_proto, metadata(model))
+    _set_metadata(model_proto, values)
     save_model(model_proto, path, external)
     onnx.checker.check_model(str(path))  # by path: the checker reads external data itself
     return path
@@ -242,60 +252,40 @@ def export_seq2seq(
     n, generator = shape.n_layer, torch.Generator().manual_seed(0)
     source, past, new = 5, 3, 2
     ids = torch.randint(0, shape.vocab_size, (1, source), generator=generator)
-    crosses = cross_names(n)
-    cross_axes = {name: {0: "batch", 2: "source"} for name in crosses}
     cache = [torch.randn(1, shape.n_head, past, shape.head_dim, generator=generator) for _ in range(2 * n)]
     cross = [torch.randn(1, shape.n_head, source, shape.head_dim, generator=generator) for _ in range(2 * n)]
+    new_ids = torch.randint(0, shape.vocab_size, (1, new), generator=generator)
     values = {
         "decoder_start_token_id": model.config.decoder_start_token_id,
         "eos_token_id": model.config.eos_token_id,
         "vocab_size": shape.vocab_size,
         "n_layer": n,
     }
-    graphs = [
-        (
-            encoder,
-            (ids, torch.ones_like(ids)),
-            encoder_path,
-            ["input_ids", "attention_mask"],
-            crosses,
-            {"input_ids": {0: "batch", 1: "source"}, "attention_mask": {0: "batch", 1: "source"}} | cross_axes,
-        ),
-        (
-            decoder,
-            (
-                torch.randint(0, shape.vocab_size, (1, new), generator=generator),
-                torch.ones(1, past + new, dtype=torch.long),
-                torch.ones(1, 1, source, 1),
-                *cache,
-                *cross,
-            ),
-            decoder_path,
-            ["input_ids", "attention_mask", "encoder_mask", *past_names(n), *crosses],
-            present_names(n),
-            {
-                "input_ids": {0: "batch", 1: "new"},
-                "attention_mask": {0: "batch", 1: "total"},
-                "encoder_mask": {0: "batch", 2: "source"},
-                "logits": {0: "batch", 1: "new"},
-            }
-            | {name: {0: "batch", 2: "past"} for name in past_names(n)}
-            | {name: {0: "batch", 2: "total"} for name in present_names(n)[1:]}
-            | cross_axes,
-        ),
-    ]
-    for module, inputs, path, inputs_named, outputs_named, axes in graphs:
-        path = Path(path)
-        with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
-            traced = Path(scratch) / path.name
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    module, inputs, str(traced), input_names=inputs_named, output_names=outputs_named,
-                    dynamic_axes=axes, opset_version=opset, dynamo=False, do_constant_folding=True,
-                )  # fmt: skip
-            model_proto = onnx.load(str(traced))
-        _set_metadata(model_proto, values)
-        save_model(model_proto, path, weight_bytes(module) > external_above)
-        onnx.checker.check_model(str(path))
+    crosses = cross_names(n)
+    cross_axes = {name: {0: "batch", 2: "source"} for name in crosses}
+    encoder_axes = {"input_ids": {0: "batch", 1: "source"}, "attention_mask": {0: "batch", 1: "source"}}
+    names = (["input_ids", "attention_mask"], crosses)
+    external = weight_bytes(encoder) > external_above
+    _trace(
+        encoder, (ids, torch.ones_like(ids)), encoder_path, names, encoder_axes | cross_axes, opset, values, external
+    )
+    inputs = (new_ids, torch.ones(1, past + new, dtype=torch.long), torch.ones(1, 1, source, 1), *cache, *cross)
+    names = (["input_ids", "attention_mask", "encoder_mask", *past_names(n), *crosses], present_names(n))
+    axes = _seq2seq_decoder_axes(n) | cross_axes
+    _trace(decoder, inputs, decoder_path, names, axes, opset, values, weight_bytes(decoder) > external_above)
     return Path(encoder_path), Path(decoder_path)
+
+
+def _seq2seq_decoder_axes(n_layer: int) -> dict[str, dict[int, str]]:
+    """The dimensions of the T5 decoder graph's inputs and outputs that vary at run time (the cross-attention
+    keys and values aside)."""
+    return (
+        {
+            "input_ids": {0: "batch", 1: "new"},
+            "attention_mask": {0: "batch", 1: "total"},
+            "encoder_mask": {0: "batch", 2: "source"},
+            "logits": {0: "batch", 1: "new"},
+        }
+        | {name: {0: "batch", 2: "past"} for name in past_names(n_layer)}
+        | {name: {0: "batch", 2: "total"} for name in present_names(n_layer)[1:]}
+    )

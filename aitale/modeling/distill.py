@@ -197,19 +197,7 @@ def generation_speed(
     ids = tokenizer(prompt_text, return_tensors="pt").input_ids
     room = min(model_context(model) for model in models.values()) - ids.shape[1]
     new_tokens = max(1, min(new_tokens, room))
-    # Every sampling and penalty setting neutral, so the saved generation_config cannot change the decoding.
-    config = GenerationConfig(
-        do_sample=False,
-        max_new_tokens=new_tokens,
-        min_new_tokens=new_tokens,
-        temperature=1.0,
-        top_k=50,
-        top_p=1.0,
-        no_repeat_ngram_size=0,
-        repetition_penalty=1.0,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    config = _exactly(new_tokens, tokenizer)
     seconds: dict[str, list[float]] = {name: [] for name in models}
     outputs = {}
     before = torch.get_num_threads()
@@ -226,18 +214,41 @@ def generation_speed(
         used = torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
-    figures = {}
-    for name, times in seconds.items():
-        generated = outputs[name].shape[1] - ids.shape[1]
-        figures[name] = {
-            "new_tokens": generated,
-            "prompt_tokens": ids.shape[1],
-            "repeats": repeats,
-            "threads": used,
-            "seconds_best": round(min(times), 4),
-            "seconds_median": round(statistics.median(times), 4),
-            "tokens_per_second": round(generated / min(times), 1),
-            "tokens_per_second_median": round(generated / statistics.median(times), 1),
-            "text": tokenizer.decode(outputs[name][0, ids.shape[1] :], skip_special_tokens=True).strip(),
-        }
-    return figures
+    return {
+        name: _figures(times, outputs[name], ids.shape[1], repeats, used, tokenizer) for name, times in seconds.items()
+    }
+
+
+def _exactly(new_tokens: int, tokenizer: PreTrainedTokenizerBase) -> GenerationConfig:
+    """Greedy decoding of exactly ``new_tokens`` with every sampling and penalty setting neutral, so that a
+    model's saved generation_config cannot change the decoding."""
+    return GenerationConfig(
+        do_sample=False,
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        temperature=1.0,
+        top_k=50,
+        top_p=1.0,
+        no_repeat_ngram_size=0,
+        repetition_penalty=1.0,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+
+
+def _figures(
+    times: list[float], output: torch.Tensor, prompt_tokens: int, repeats: int, threads: int, tokenizer
+) -> dict:
+    """One model's timings (seconds per run) as tokens/s, with its continuation."""
+    generated = output.shape[1] - prompt_tokens
+    return {
+        "new_tokens": generated,
+        "prompt_tokens": prompt_tokens,
+        "repeats": repeats,
+        "threads": threads,
+        "seconds_best": round(min(times), 4),
+        "seconds_median": round(statistics.median(times), 4),
+        "tokens_per_second": round(generated / min(times), 1),
+        "tokens_per_second_median": round(generated / statistics.median(times), 1),
+        "text": tokenizer.decode(output[0, prompt_tokens:], skip_special_tokens=True).strip(),
+    }

@@ -86,16 +86,13 @@ def fit(
         state = State(**saved["state"])
         model.load_state_dict(saved["model"])  # before it is copied or sharded: every process starts from it
     parallel = Distributed(model.train(), runtime, shard)
-    net = parallel.net
     per_step = hp.batch_size * hp.grad_accum * runtime.world
     steps_per_epoch, total = planned_steps(len(train), per_step, hp.epochs, hp.max_steps)
-    optimizer, scheduler = make_optimizer(net, hp.learning_rate, hp.weight_decay, hp.warmup_steps, total, hp.schedule)
+    optimizer, scheduler = make_optimizer(
+        parallel.net, hp.learning_rate, hp.weight_decay, hp.warmup_steps, total, hp.schedule
+    )
     if saved is not None:
-        parallel.load_optimizer(optimizer, saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["rng"])
-        if saved.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state(saved["cuda_rng"], runtime.device)
+        _restore(saved, parallel, optimizer, scheduler, runtime)
         log.info("resumed from the checkpoint at step %d of %d", state.step, total)
     tracker.start(resumed=state.step > 0, step=state.step)
     log.info(
@@ -107,69 +104,144 @@ def fit(
         runtime.world,
         runtime.dtype or "fp32",
     )
+    stopped_early = _Loop(
+        tokenizer=tokenizer, train=train, val=val, hp=hp, schedule=schedule, runtime=runtime,
+        checkpoints=checkpoints, tracker=tracker, parallel=parallel, optimizer=optimizer, scheduler=scheduler,
+        state=state, steps_per_epoch=steps_per_epoch, total=total, per_step=per_step,
+    ).run()  # fmt: skip
+    _keep_best(model, checkpoints, parallel, runtime)
+    return _summary(model, train, runtime, state, steps_per_epoch, total, stopped_early)
 
-    progress = tqdm(total=total, initial=state.step, desc="train", unit="step", disable=not runtime.main)
-    stopped_early = False
-    while state.step < total and not stopped_early:
-        started = time.perf_counter()
-        rows = step_rows(len(train), state.step, steps_per_epoch, per_step, schedule.seed)
-        chunks = rank_chunks(rows, hp.batch_size, runtime)
+
+def _restore(saved: dict, parallel: Distributed, optimizer, scheduler, runtime: Runtime) -> None:
+    """The optimizer, schedule and RNG of a checkpoint (the weights are loaded before they are distributed)."""
+    parallel.load_optimizer(optimizer, saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["rng"])
+    if saved.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(saved["cuda_rng"], runtime.device)
+
+
+@dataclass
+class _Loop:
+    """One run of :func:`fit` from its current step to its last: each method is one part of a step."""
+
+    tokenizer: PreTrainedTokenizerBase
+    train: Blocks
+    val: Blocks
+    hp: Hyperparams
+    schedule: Schedule
+    runtime: Runtime
+    checkpoints: Checkpoints
+    tracker: Tracker
+    parallel: Distributed
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    state: State
+    steps_per_epoch: int
+    total: int
+    per_step: int
+
+    def run(self) -> bool:
+        """Every step left; whether the run stopped early (``patience`` evaluations without a better val loss)."""
+        state, total = self.state, self.total
+        progress = tqdm(total=total, initial=state.step, desc="train", unit="step", disable=not self.runtime.main)
+        stopped_early = False
+        while state.step < total and not stopped_early:
+            started = time.perf_counter()
+            tokens = self.step()
+            progress.update()
+            progress.set_postfix(loss=f"{state.train_loss:.3f}")
+            self.log_step(tokens, started)
+            if state.step % self.schedule.eval_every == 0 or state.step == total:
+                stopped_early = self.evaluate()
+            last = state.step == total or stopped_early
+            sampling = self.runtime.main or self.parallel.sharded  # a sharded forward needs every process
+            if sampling and (state.step % self.schedule.sample_every == 0 or last):
+                self.sample()
+            if state.step % self.schedule.checkpoint_every == 0 or last:
+                self.checkpoint()
+            state.seconds += time.perf_counter() - started
+        progress.close()
+        return stopped_early
+
+    def step(self) -> int:
+        """One optimizer step over this step's blocks (in micro-batches); the tokens it trained on."""
+        runtime, parallel, state = self.runtime, self.parallel, self.state
+        rows = step_rows(len(self.train), state.step, self.steps_per_epoch, self.per_step, self.schedule.seed)
+        chunks = rank_chunks(rows, self.hp.batch_size, runtime)
         loss_sum = 0.0
         for micro, chunk in enumerate(chunks):
             with runtime.autocast(), parallel.accumulating(last=micro == len(chunks) - 1):
-                loss = batch_loss(net, train, chunk if len(chunk) else rows[:1], runtime.device)
+                loss = batch_loss(parallel.net, self.train, chunk if len(chunk) else rows[:1], runtime.device)
             # each row 1/len(rows) of the step's loss; the processes' gradients are averaged, hence x world
             (loss * len(chunk) * runtime.world / len(rows)).backward()
             loss_sum += loss.item() * len(chunk)
-        optimizer_step(net, optimizer, scheduler)
+        optimizer_step(parallel.net, self.optimizer, self.scheduler)
         state.step += 1
         state.train_loss = _sum_across(loss_sum, runtime) / len(rows)
-        tokens = _tokens(train, rows)
+        tokens = _tokens(self.train, rows)
         state.tokens_seen += tokens
-        progress.update()
-        progress.set_postfix(loss=f"{state.train_loss:.3f}")
-        tracker.log_step(
+        return tokens
+
+    def log_step(self, tokens: int, started: float) -> None:
+        state = self.state
+        self.tracker.log_step(
             state.step,
-            {"train/loss": state.train_loss, "train/lr": scheduler.get_last_lr()[0]},
+            {"train/loss": state.train_loss, "train/lr": self.scheduler.get_last_lr()[0]},
             speed={
                 "tokens_per_second": tokens / (time.perf_counter() - started),
-                "memory_mb": memory_mb(runtime),
+                "memory_mb": memory_mb(self.runtime),
                 "elapsed_seconds": state.seconds + time.perf_counter() - started,  # the x of loss-against-time
             },
         )
 
-        if state.step % schedule.eval_every == 0 or state.step == total:
-            val_loss = evaluate_loss(parallel.module, val, hp.batch_size, runtime)
-            tracker.log_eval(state.step, {"val/loss": val_loss})
-            if val_loss < state.best_val:
-                state.best_val, state.best_step, state.bad_evals = val_loss, state.step, 0
-                weights = parallel.weights()  # under FSDP every process takes part in the gathering
-                if runtime.main:
-                    checkpoints.save_best(weights)
-            else:
-                state.bad_evals += 1
-                stopped_early = schedule.patience > 0 and state.bad_evals >= schedule.patience
-                if stopped_early:
-                    log.info("early stop at step %d: no val improvement in %d checks", state.step, state.bad_evals)
-        sampling = runtime.main or parallel.sharded  # a sharded forward needs every process
-        if sampling and (state.step % schedule.sample_every == 0 or state.step == total or stopped_early):
-            samples = sample_stories(
-                parallel.module, tokenizer, schedule.sample_prompts, schedule.sample_settings, runtime, parallel.sharded
-            )
-            tracker.log_samples(state.step, samples)
-        if state.step % schedule.checkpoint_every == 0 or state.step == total or stopped_early:
-            weights, moments = parallel.weights(), parallel.optimizer_state(optimizer)
-            if runtime.main:
-                checkpoints.save_last(weights, moments, scheduler, asdict(state))
-        state.seconds += time.perf_counter() - started
-    progress.close()
+    def evaluate(self) -> bool:
+        """The val loss, the best weights kept; whether the run stops early."""
+        state, parallel = self.state, self.parallel
+        val_loss = evaluate_loss(parallel.module, self.val, self.hp.batch_size, self.runtime)
+        self.tracker.log_eval(state.step, {"val/loss": val_loss})
+        if val_loss < state.best_val:
+            state.best_val, state.best_step, state.bad_evals = val_loss, state.step, 0
+            weights = parallel.weights()  # under FSDP every process takes part in the gathering
+            if self.runtime.main:
+                self.checkpoints.save_best(weights)
+            return False
+        state.bad_evals += 1
+        stopped_early = self.schedule.patience > 0 and state.bad_evals >= self.schedule.patience
+        if stopped_early:
+            log.info("early stop at step %d: no val improvement in %d checks", state.step, state.bad_evals)
+        return stopped_early
+
+    def sample(self) -> None:
+        parallel, schedule = self.parallel, self.schedule
+        samples = sample_stories(
+            parallel.module, self.tokenizer, schedule.sample_prompts, schedule.sample_settings, self.runtime,
+            parallel.sharded,
+        )  # fmt: skip
+        self.tracker.log_samples(self.state.step, samples)
+
+    def checkpoint(self) -> None:
+        weights, moments = self.parallel.weights(), self.parallel.optimizer_state(self.optimizer)
+        if self.runtime.main:
+            self.checkpoints.save_last(weights, moments, self.scheduler, asdict(self.state))
+
+
+def _keep_best(model: PreTrainedModel, checkpoints: Checkpoints, parallel: Distributed, runtime: Runtime) -> None:
+    """Load the best weights into ``model`` (under FSDP, the whole model the shards were copied from)."""
     if runtime.world > 1:
         torch.distributed.barrier()  # the main process may still be writing the best weights
     best = checkpoints.load_best()
     if best is None and parallel.sharded:  # no val loss below inf (NaN): the last weights, as DDP would keep
         best = checkpoints.load_last()["model"]
     if best is not None:
-        model.load_state_dict(best)  # under FSDP, the whole model the shards were copied from
+        model.load_state_dict(best)
+
+
+def _summary(
+    model: PreTrainedModel, train: Blocks, runtime: Runtime, state: State, steps_per_epoch: int, total: int,
+    stopped_early: bool,
+) -> dict:  # fmt: skip
     return {
         "steps": state.step,
         "planned_steps": total,
