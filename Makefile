@@ -21,7 +21,8 @@ check: setup  ## validate every section of params.yaml (what `dvc repro` runs fi
 	python -m stages.check
 
 # Newly labelled passages (jsonl files in LABELS) merged into the set, checked, and the data card's counts redone
-LABELS ?= data/safety/incoming  # new labellers' files (JSON lines, the card's schema)
+# new labellers' files (JSON lines, the card's schema); no comment after the value: its spaces would join it
+LABELS ?= data/safety/incoming
 safety-labels: setup  ## merge $(LABELS)/*.jsonl into data/safety/passages.jsonl (checked; a label never changes)
 	python -m aitale.safety.merge data/safety/passages.jsonl $(sort $(wildcard $(LABELS)/*.jsonl)) --card data/safety/README.md
 
