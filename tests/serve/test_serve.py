@@ -289,9 +289,12 @@ def test_sigterm_drains_the_requests_in_flight(dvc_project, tmp_path):
     with serve(dvc_project, tmp_path) as server:
         codes = []
         stopper = threading.Thread(target=lambda: codes.append(server.stop()))
-        with server.client() as client, client.stream("POST", "/v1/completions", json={
-            **body, "stream_options": {"include_usage": True}
-        }) as response:
+        with (
+            server.client() as client,
+            client.stream(
+                "POST", "/v1/completions", json={**body, "stream_options": {"include_usage": True}}
+            ) as response,
+        ):
             lines = response.iter_lines()
             first = next(line for line in lines if line.startswith("data: "))
             stopper.start()  # SIGTERM while the answer is being written: the server must finish it
