@@ -217,23 +217,29 @@ def test_metrics_parse_with_prometheus_client(server):
 
 def test_overload_queue_wait_and_deadline_statuses(dvc_project, tmp_path):
     long = {"model": "storyteller", "prompt": "Slow", "max_tokens": 60, "min_tokens": 60, "temperature": 1.0}
-    # an idle engine gathers arrivals for 300 ms: the first request is still in flight when the second comes
-    with serve(dvc_project, tmp_path, max_in_flight=1, max_batch=1, gather_ms=300) as one_at_a_time:
-        results = [None, None]
+    # an idle engine gathers arrivals for a second: the first request is in flight all that time
+    with serve(dvc_project, tmp_path, max_in_flight=1, max_batch=1, gather_ms=1000) as one_at_a_time:
+        result = {}
 
-        def ask(i):
+        def ask_first():
             with one_at_a_time.client() as client:
-                results[i] = client.post("/v1/completions", json={**long, "seed": i})
+                result["first"] = client.post("/v1/completions", json={**long, "seed": 0})
 
-        threads = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-            time.sleep(0.05)
-        for t in threads:
-            t.join()
-        statuses = sorted(r.status_code for r in results)
-        refused = next(r for r in results if r.status_code == 429)
-        assert statuses == [200, 429] and refused.headers["Retry-After"] == "1"
+        first = threading.Thread(target=ask_first)
+        first.start()
+        waiting = lambda: (
+            metric(one_at_a_time, "aitale_waiting_requests")
+            + metric(  # noqa: E731
+                one_at_a_time, "aitale_running_requests"
+            )
+        )
+        while first.is_alive() and waiting() < 1:
+            time.sleep(0.01)
+        with one_at_a_time.client() as client:
+            refused = client.post("/v1/completions", json={**long, "seed": 1})
+        first.join()
+        assert result["first"].status_code == 200
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
     # one row: a request that waits past its 50 ms for a row gets 503 (the first may too: its wait includes the
     # idle engine's gathering), and the service goes on
     with serve(dvc_project, tmp_path, max_batch=1, queue_timeout_s=0.05, gather_ms=300) as one_row:
