@@ -54,14 +54,14 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoTokenizer, PreTrainedModel
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.activations import NewGELUActivation
 
 from aitale.generation.sampling import GenerationSettings
 from aitale.machine import describe
 from aitale.modeling import device as rt
 from aitale.modeling import trainer
-from aitale.modeling.blocks import load_blocks
+from aitale.modeling.blocks import Blocks, load_blocks
 from aitale.modeling.checkpoint import Checkpoints
 from aitale.modeling.model import build_model, model_context
 from aitale.modeling.tracking import Tracker
@@ -521,7 +521,7 @@ FULL_VARIANTS = ["fused_adamw", "eager_attention", "attn_dropout", "gelu_new", "
 REFERENCE_ONLY = ("stage_copy", "fp32", "attn_dropout", "gelu_new", "plain_same_model")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--quick",
@@ -576,145 +576,216 @@ def main(argv: list[str] | None = None) -> int:
         "--round-wait", type=float, default=30.0, help="longest pause before one round (default: %(default)s s)"
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results JSON (default: %(default)s)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def variant_names(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The variants asked for (``--variants``, or the defaults of a full or quick run); unknown ones are an error."""
+    names = args.variants or ",".join(QUICK_VARIANTS if args.quick else FULL_VARIANTS)
+    names = [] if names == "none" else [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    return names
+
+
+def quiet_logs() -> None:
+    """This benchmark's progress on stderr; the libraries' own logs and warnings silenced."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("transformers", "aitale", "datasets", "torch._inductor", "torch._dynamo"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     transformers.logging.set_verbosity_error()
     warnings.filterwarnings("ignore")
 
-    names = args.variants or ",".join(QUICK_VARIANTS if args.quick else FULL_VARIANTS)
-    names = [] if names == "none" else [n.strip() for n in names.split(",") if n.strip()]
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
 
-    began = time.perf_counter()
-    load_before = load_average()
-    model_params = load_section(ModelParams, "model", args.config)
-    train_params = load_section(TrainParams, "train", args.config)
-    if not model_params.scratch:
-        log.warning("model.base is %s, not scratch: the benchmark will fine-tune it (slow on CPU)", model_params.base)
+# --- main: the steps ---------------------------------------------------------------------
+
+
+@dataclass
+class Setup:
+    """What every run shares: params, data, the seeded initial model and the batches in the stage's order."""
+
+    model_params: ModelParams
+    train_params: TrainParams
+    hp: Hyperparams  # the stage's, with max_steps set to this run's steps
+    data: Data
+    runtime: rt.Runtime  # the stage's (auto precision: bf16 autocast on a CPU with native bf16)
+    fp32_runtime: rt.Runtime  # for the val losses, the same for every run
+    tokenizer: PreTrainedTokenizerBase
+    model: PreTrainedModel  # the stage's, which fit trains
+    initial: PreTrainedModel  # a copy of its initial weights, for the other runs
+    init_rng: torch.Tensor  # fit's dropout stream starts here, as in stages.train
+    block_size: int
+    train: Blocks
+    val: Blocks
+    per_step: int  # blocks per optimizer step
+    planned: int  # the stage's own planned total of steps
+    steps: int
+    variant_steps: int
+    batches: list[torch.Tensor]
+
+
+def prepare(args: argparse.Namespace, model_params: ModelParams, train_params: TrainParams, workdir: Path) -> Setup:
+    """The data, the stage's runtime and seeded model, and the batches of every step, as stages.train makes them."""
     hp = train_params.hp
+    data = prepare_data(args.config.resolve(), args.fresh_data, workdir)
+    runtime = rt.start(train_params.precision)  # as stages.train: auto -> bf16 on a CPU with native bf16
+    fp32_runtime = rt.Runtime(device=torch.device("cpu"), rank=0, world=1, dtype=None)
+    torch.manual_seed(train_params.seed)
+    tokenizer = AutoTokenizer.from_pretrained(data.tokenizer_dir)
+    model = build_model(model_params, tokenizer)
+    init_rng = torch.get_rng_state()  # fit's dropout stream starts here in stages.train too
+    initial = copy.deepcopy(model)
 
-    with tempfile.TemporaryDirectory(prefix="train-speed-") as tmp:
-        tmp = Path(tmp)
-        data = prepare_data(args.config.resolve(), args.fresh_data, tmp)
-        runtime = rt.start(train_params.precision)  # as stages.train: auto -> bf16 on a CPU with native bf16
-        fp32_runtime = rt.Runtime(device=torch.device("cpu"), rank=0, world=1, dtype=None)
-        torch.manual_seed(train_params.seed)
-        tokenizer = AutoTokenizer.from_pretrained(data.tokenizer_dir)
-        model = build_model(model_params, tokenizer)
-        init_rng = torch.get_rng_state()  # fit's dropout stream starts here in stages.train too
-        initial = copy.deepcopy(model)
+    block_size = min(hp.block_size, model_context(model))
+    train = load_blocks(data.train_path, tokenizer, block_size)
+    val = load_blocks(data.val_path, tokenizer, block_size)
+    per_step = hp.batch_size * hp.grad_accum * runtime.world
+    steps_per_epoch = math.ceil(len(train) / per_step)
+    planned = steps_per_epoch * hp.epochs if hp.max_steps == 0 else min(hp.max_steps, steps_per_epoch * hp.epochs)
+    steps = args.steps or (QUICK_STEPS if args.quick else planned)
+    batches = [trainer.step_blocks(train, i, steps_per_epoch, per_step, train_params.seed) for i in range(steps)]
+    return Setup(
+        model_params=model_params,
+        train_params=train_params,
+        hp=hp.model_copy(update={"max_steps": steps}),
+        data=data,
+        runtime=runtime,
+        fp32_runtime=fp32_runtime,
+        tokenizer=tokenizer,
+        model=model,
+        initial=initial,
+        init_rng=init_rng,
+        block_size=block_size,
+        train=train,
+        val=val,
+        per_step=per_step,
+        planned=planned,
+        steps=steps,
+        variant_steps=min(steps, args.variant_steps or (steps if args.quick else min(12, steps))),
+        batches=batches,
+    )
 
-        block_size = min(hp.block_size, model_context(model))
-        train = load_blocks(data.train_path, tokenizer, block_size)
-        val = load_blocks(data.val_path, tokenizer, block_size)
-        per_step = hp.batch_size * hp.grad_accum * runtime.world
-        steps_per_epoch = math.ceil(len(train) / per_step)
-        planned = steps_per_epoch * hp.epochs if hp.max_steps == 0 else min(hp.max_steps, steps_per_epoch * hp.epochs)
-        steps = args.steps or (QUICK_STEPS if args.quick else planned)
-        hp = hp.model_copy(update={"max_steps": steps})
-        batches = [trainer.step_blocks(train, i, steps_per_epoch, per_step, train_params.seed) for i in range(steps)]
-        variant_steps = min(steps, args.variant_steps or (steps if args.quick else min(12, steps)))
 
-        pad = tokenizer.pad_token_id
-        fractions = [float((b != pad).float().mean()) if pad is not None else 1.0 for b in batches]
-
-        baseline = baseline_run(plain_gpt2(initial, model_params.dropout), hp, steps, init_rng.clone())
-        runs = [baseline]
-        for name in names:
-            what, kwargs, change, adopt = VARIANTS[name]
-            kwargs = dict(kwargs)
-            dtype = None if kwargs.pop("fp32", False) else runtime.dtype
-            copy_model = copy.deepcopy(initial)
-            if kwargs.pop("plain", False):
-                plain = baseline_run(copy_model, hp, variant_steps, init_rng.clone())
-                runs.append(Run(name, what, copy_model, plain.step_fn, variant_steps, plain.rng))
-                continue
-            if change in ("attn_dropout", "gelu_new"):
-                copy_model = plain_gpt2(copy_model, model_params.dropout, only=change)
-            elif change is not None:
-                change(copy_model)
-            runs.append(
-                stage_like_run(
-                    name, what, copy_model, hp, steps, variant_steps, init_rng.clone(), dtype, adopt=adopt, **kwargs
-                )
+def make_runs(setup: Setup, names: list[str]) -> list[Run]:
+    """The baseline first, then each variant named, every one from the initial weights and RNG state."""
+    hp, steps, variant_steps = setup.hp, setup.steps, setup.variant_steps
+    runs = [baseline_run(plain_gpt2(setup.initial, setup.model_params.dropout), hp, steps, setup.init_rng.clone())]
+    for name in names:
+        what, kwargs, change, adopt = VARIANTS[name]
+        kwargs = dict(kwargs)
+        dtype = None if kwargs.pop("fp32", False) else setup.runtime.dtype
+        copy_model = copy.deepcopy(setup.initial)
+        if kwargs.pop("plain", False):
+            plain = baseline_run(copy_model, hp, variant_steps, setup.init_rng.clone())
+            runs.append(Run(name, what, copy_model, plain.step_fn, variant_steps, plain.rng))
+            continue
+        if change in ("attn_dropout", "gelu_new"):
+            copy_model = plain_gpt2(copy_model, setup.model_params.dropout, only=change)
+        elif change is not None:
+            change(copy_model)
+        runs.append(
+            stage_like_run(
+                name, what, copy_model, hp, steps, variant_steps, setup.init_rng.clone(), dtype, adopt=adopt, **kwargs
             )
-
-        stage_model = model
-        max_wait = args.max_wait if args.max_wait is not None else (60.0 if args.quick else 600.0)
-        tracker = LockstepTracker(
-            runs,
-            batches,
-            variant_steps,
-            lambda: trainer.evaluate_loss(stage_model, val, hp.batch_size, fp32_runtime),
-            quiet=args.quiet,
-            max_wait=max_wait,
-            round_wait=args.round_wait,
         )
-        schedule = trainer.Schedule(
-            eval_every=steps,
-            patience=0,
-            checkpoint_every=steps,
-            sample_every=steps,
-            sample_prompts=[],
-            seed=train_params.seed,
-            sample_settings=GenerationSettings(),  # no samples: sample_prompts is empty
-        )
-        checkpoints = Checkpoints(tmp / "checkpoints", "train-speed")
-        log.info(
-            "%d steps of %d x %d tokens; stage precision %s; variants %s for %d steps; data: %s",
-            steps,
-            per_step,
-            block_size,
-            runtime.dtype or "fp32",
-            names or "none",
-            variant_steps,
-            data.source,
-        )
-        torch.set_rng_state(init_rng)
-        fit_started = time.perf_counter()
-        metrics = trainer.fit(stage_model, tokenizer, train, val, hp, schedule, runtime, checkpoints, tracker)
-        lockstep_seconds = time.perf_counter() - fit_started
+    return runs
 
-        def val_loss(m: PreTrainedModel) -> float:
-            return round(trainer.evaluate_loss(m, val, hp.batch_size, fp32_runtime), 4)
 
-        tokens_per_step = per_step * block_size
-        step_tokens = [b.numel() for b in batches]
-        stage_val = val_loss(stage_model)
-        results = {
-            "stage": {
-                "what": f"aitale.modeling.trainer.fit, precision {train_params.precision} -> "
-                f"{str(runtime.dtype or 'fp32').removeprefix('torch.')}",
-                "steps": metrics["steps"],
-                **speed(tracker.times, tracker.others, step_tokens, args.warmup, args.quiet),
-                **loss_figures(tracker.losses, args.tail),
-                "val_loss": stage_val,
-                "val_loss_fit_reported": metrics["val_loss"],
-                f"val_loss_at_step_{variant_steps}": round(tracker.val_at_check, 4) if tracker.val_at_check else None,
-                "learning_rates": [round(x, 6) for x in tracker.lrs],
-            },
+@dataclass
+class Lockstep:
+    """What the lockstep run measured: fit's own figures (its tracker), fit's metrics, and its wall time."""
+
+    tracker: LockstepTracker
+    metrics: dict
+    seconds: float
+
+
+def run_lockstep(setup: Setup, runs: list[Run], args: argparse.Namespace, names: list[str], workdir: Path) -> Lockstep:
+    """The stage's fit on its model, stepping every other run once after each of its steps."""
+    hp, stage_model = setup.hp, setup.model
+    max_wait = args.max_wait if args.max_wait is not None else (60.0 if args.quick else 600.0)
+    tracker = LockstepTracker(
+        runs,
+        setup.batches,
+        setup.variant_steps,
+        lambda: trainer.evaluate_loss(stage_model, setup.val, hp.batch_size, setup.fp32_runtime),
+        quiet=args.quiet,
+        max_wait=max_wait,
+        round_wait=args.round_wait,
+    )
+    schedule = trainer.Schedule(
+        eval_every=setup.steps,
+        patience=0,
+        checkpoint_every=setup.steps,
+        sample_every=setup.steps,
+        sample_prompts=[],
+        seed=setup.train_params.seed,
+        sample_settings=GenerationSettings(),  # no samples: sample_prompts is empty
+    )
+    checkpoints = Checkpoints(workdir / "checkpoints", "train-speed")
+    log.info(
+        "%d steps of %d x %d tokens; stage precision %s; variants %s for %d steps; data: %s",
+        setup.steps,
+        setup.per_step,
+        setup.block_size,
+        setup.runtime.dtype or "fp32",
+        names or "none",
+        setup.variant_steps,
+        setup.data.source,
+    )
+    torch.set_rng_state(setup.init_rng)
+    fit_started = time.perf_counter()
+    metrics = trainer.fit(
+        stage_model, setup.tokenizer, setup.train, setup.val, hp, schedule, setup.runtime, checkpoints, tracker
+    )
+    return Lockstep(tracker, metrics, time.perf_counter() - fit_started)
+
+
+def run_figures(setup: Setup, runs: list[Run], lockstep: Lockstep, args: argparse.Namespace) -> dict:
+    """Each run's speed and losses, the stage's first; val losses of the final weights, in fp32 for all."""
+
+    def val_loss(m: PreTrainedModel) -> float:
+        return round(trainer.evaluate_loss(m, setup.val, setup.hp.batch_size, setup.fp32_runtime), 4)
+
+    tracker, metrics = lockstep.tracker, lockstep.metrics
+    step_tokens = [b.numel() for b in setup.batches]
+    stage_val = val_loss(setup.model)
+    at_check = round(tracker.val_at_check, 4) if tracker.val_at_check else None
+    results = {
+        "stage": {
+            "what": f"aitale.modeling.trainer.fit, precision {setup.train_params.precision} -> "
+            f"{str(setup.runtime.dtype or 'fp32').removeprefix('torch.')}",
+            "steps": metrics["steps"],
+            **speed(tracker.times, tracker.others, step_tokens, args.warmup, args.quiet),
+            **loss_figures(tracker.losses, args.tail),
+            "val_loss": stage_val,
+            "val_loss_fit_reported": metrics["val_loss"],
+            f"val_loss_at_step_{setup.variant_steps}": at_check,
+            "learning_rates": [round(x, 6) for x in tracker.lrs],
+        },
+    }
+    for run in runs:
+        entry = {
+            "what": run.what,
+            "steps": len(run.times),
+            **speed(run.times, run.others, step_tokens, args.warmup, args.quiet),
+            **loss_figures(run.losses, args.tail),
+            "val_loss": val_loss(run.model) if run.times else None,
         }
-        for run in runs:
-            entry = {
-                "what": run.what,
-                "steps": len(run.times),
-                **speed(run.times, run.others, step_tokens, args.warmup, args.quiet),
-                **loss_figures(run.losses, args.tail),
-                "val_loss": val_loss(run.model) if run.times else None,
-            }
-            if run.error:
-                entry["error"] = run.error
-            if run is not baseline:
-                entry["adopt_by"] = run.adopt
-            results[run.name] = entry
+        if run.error:
+            entry["error"] = run.error
+        if run is not runs[0]:  # the baseline has nothing to adopt
+            entry["adopt_by"] = run.adopt
+        results[run.name] = entry
+    return results
 
+
+def comparison(results: dict, setup: Setup, warmup: int) -> dict:
+    """The stage against the baseline: the speed ratio, against the goal, and the loss differences."""
     base, stage = results["baseline"], results["stage"]
-    ratios = compare(stage, base, args.warmup)
-    comparison = {
+    ratios = compare(stage, base, warmup)
+    figures = {
         "stage_over_baseline_tokens_per_second": ratios["ratio"],
         "ratio_basis": ratios["basis"],
         "ratios": ratios,
@@ -724,90 +795,142 @@ def main(argv: list[str] | None = None) -> int:
         "train_loss_tail_stage_minus_baseline": round(stage["train_loss_tail_mean"] - base["train_loss_tail_mean"], 4),
         "loss_no_worse": stage["val_loss"] <= base["val_loss"],
     }
-    if steps <= hp.warmup_steps:
-        comparison["loss_note"] = (
-            f"{steps} steps is within the stage's {hp.warmup_steps}-step lr warmup (the "
+    if setup.steps <= setup.hp.warmup_steps:
+        figures["loss_note"] = (
+            f"{setup.steps} steps is within the stage's {setup.hp.warmup_steps}-step lr warmup (the "
             "baseline runs at full lr from step 1): compare losses on a full run"
         )
-    variants = {}
+    return figures
+
+
+def verdict(name: str, speedup: float, dval: float, adopt_by: str) -> str:
+    """Whether a variant is worth adopting: clearly faster than the stage, its val loss no worse than the slack."""
+    if name in REFERENCE_ONLY:
+        return "reference only"
+    if speedup >= CLEAR_SPEEDUP and dval <= LOSS_SLACK:
+        return f"adopt: {adopt_by}"
+    if speedup < CLEAR_SPEEDUP:
+        return f"no clear gain (< x{CLEAR_SPEEDUP})"
+    return f"faster but val loss worse by > {LOSS_SLACK}"
+
+
+def variant_figures(results: dict, names: list[str], tracker: LockstepTracker, setup: Setup, args) -> dict:
+    """Each variant against the stage over the variants' first steps: speedup, loss differences, verdict."""
+    stage, variant_steps = results["stage"], setup.variant_steps
     stage_tail = statistics.fmean(tracker.losses[max(0, variant_steps - args.tail) : variant_steps])
+    variants = {}
     for name in names:
         entry = results[name]
         if entry.get("error") or not entry.get("timed_steps"):
             variants[name] = {"verdict": "failed" if entry.get("error") else "not timed"}
             continue
         ratios = compare(entry, stage, args.warmup)
-        speedup = ratios["ratio"]
         dval = entry["val_loss"] - stage[f"val_loss_at_step_{variant_steps}"]
-        adopt = speedup >= CLEAR_SPEEDUP and dval <= LOSS_SLACK and name not in REFERENCE_ONLY
         variants[name] = {
-            "speedup_over_stage": speedup,
+            "speedup_over_stage": ratios["ratio"],
             "speedup_basis": ratios["basis"],
             "speedups": ratios,
             "val_loss_minus_stage_at_same_step": round(dval, 4),
             "train_loss_tail_minus_stage": round(entry["train_loss_tail_mean"] - stage_tail, 4),
-            "verdict": "reference only"
-            if name in REFERENCE_ONLY
-            else f"adopt: {entry['adopt_by']}"
-            if adopt
-            else f"no clear gain (< x{CLEAR_SPEEDUP})"
-            if speedup < CLEAR_SPEEDUP
-            else f"faster but val loss worse by > {LOSS_SLACK}",
+            "verdict": verdict(name, ratios["ratio"], dval, entry["adopt_by"]),
         }
+    return variants
+
+
+def machine_figures(load_before: list[float], tracker: LockstepTracker) -> dict:
+    return {
+        **machine_info(),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "load_1min_during_steps": {
+            "min": min(tracker.loads),
+            "median": statistics.median(tracker.loads),
+            "max": max(tracker.loads),
+        },
+    }
+
+
+def setup_figures(setup: Setup, metrics: dict, args: argparse.Namespace) -> dict:
+    """What was run: params, steps, tokens, data, and how the figures were measured."""
+    tokens_per_step = setup.per_step * setup.block_size
+    step_tokens = [b.numel() for b in setup.batches]
+    return {
+        "model": setup.model_params.model_dump(),
+        "hyperparams": setup.hp.model_dump(),
+        "precision_param": setup.train_params.precision,
+        "stage_autocast_dtype": str(setup.runtime.dtype or "fp32").removeprefix("torch."),
+        "parameters": metrics["parameters"],
+        "steps": setup.steps,
+        "stage_planned_steps": setup.planned,
+        "variant_steps": setup.variant_steps,
+        "warmup_steps_excluded": args.warmup,
+        "tail_steps": args.tail,
+        "tokens_per_step": tokens_per_step,
+        "short_steps": {i + 1: n for i, n in enumerate(step_tokens) if n != tokens_per_step},
+        "train_blocks": len(setup.train),
+        "train_tokens": setup.train.tokens,
+        "val_blocks": len(setup.val),
+        "data": setup.data.source,
+        "seed": setup.train_params.seed,
+        "timing": "lockstep: fit drives, every other run takes its step after each fit step; step times are "
+        "fit's own perf/tokens_per_second and the same span for the others (batch to zero_grad)",
+        "quiet_step": f"a step during which other processes used at most {args.quiet:.0%} of the machine's "
+        "CPUs (/proc/stat busy time minus this process's CPU time)",
+        "ratios": f"quiet medians when both sides have >= {MIN_QUIET} quiet steps, else the median of the "
+        "per-step ratios of the same lockstep rounds",
+        "val_loss_eval": "trainer.evaluate_loss in fp32 on the whole val split, the same for every run",
+    }
+
+
+def non_padding(setup: Setup) -> dict:
+    """The share of each batch's tokens that are not padding (all of them when the tokenizer has no pad)."""
+    pad = setup.tokenizer.pad_token_id
+    fractions = [float((b != pad).float().mean()) if pad is not None else 1.0 for b in setup.batches]
+    return {
+        "mean": round(statistics.fmean(fractions), 6),
+        "min": round(min(fractions), 6),
+        "pad_token_id": pad,
+        "batches": len(fractions),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    cli = parser()
+    args = cli.parse_args(argv)
+    quiet_logs()
+    names = variant_names(cli, args)
+
+    began = time.perf_counter()
+    load_before = load_average()
+    model_params = load_section(ModelParams, "model", args.config)
+    train_params = load_section(TrainParams, "train", args.config)
+    if not model_params.scratch:
+        log.warning("model.base is %s, not scratch: the benchmark will fine-tune it (slow on CPU)", model_params.base)
+
+    with tempfile.TemporaryDirectory(prefix="train-speed-") as tmp:
+        setup = prepare(args, model_params, train_params, Path(tmp))
+        runs = make_runs(setup, names)
+        lockstep = run_lockstep(setup, runs, args, names, Path(tmp))
+        results = run_figures(setup, runs, lockstep, args)
+
+    tracker = lockstep.tracker
+    compared = comparison(results, setup, args.warmup)
+    variants = variant_figures(results, names, tracker, setup, args)
     report = {
         "benchmark": "benchmarks.train_speed",
         "quick": args.quick,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {
-            **machine_info(),
-            "load_average_before": load_before,
-            "load_average_after": load_average(),
-            "load_1min_during_steps": {
-                "min": min(tracker.loads),
-                "median": statistics.median(tracker.loads),
-                "max": max(tracker.loads),
-            },
-        },
-        "setup": {
-            "model": model_params.model_dump(),
-            "hyperparams": hp.model_dump(),
-            "precision_param": train_params.precision,
-            "stage_autocast_dtype": str(runtime.dtype or "fp32").removeprefix("torch."),
-            "parameters": metrics["parameters"],
-            "steps": steps,
-            "stage_planned_steps": planned,
-            "variant_steps": variant_steps,
-            "warmup_steps_excluded": args.warmup,
-            "tail_steps": args.tail,
-            "tokens_per_step": tokens_per_step,
-            "short_steps": {i + 1: n for i, n in enumerate(step_tokens) if n != tokens_per_step},
-            "train_blocks": len(train),
-            "train_tokens": train.tokens,
-            "val_blocks": len(val),
-            "data": data.source,
-            "seed": train_params.seed,
-            "timing": "lockstep: fit drives, every other run takes its step after each fit step; step times are "
-            "fit's own perf/tokens_per_second and the same span for the others (batch to zero_grad)",
-            "quiet_step": f"a step during which other processes used at most {args.quiet:.0%} of the machine's "
-            "CPUs (/proc/stat busy time minus this process's CPU time)",
-            "ratios": f"quiet medians when both sides have >= {MIN_QUIET} quiet steps, else the median of the "
-            "per-step ratios of the same lockstep rounds",
-            "val_loss_eval": "trainer.evaluate_loss in fp32 on the whole val split, the same for every run",
-        },
-        "non_padding_fraction": {
-            "mean": round(statistics.fmean(fractions), 6),
-            "min": round(min(fractions), 6),
-            "pad_token_id": pad,
-            "batches": len(fractions),
-        },
+        "machine": machine_figures(load_before, tracker),
+        "setup": setup_figures(setup, lockstep.metrics, args),
+        "non_padding_fraction": non_padding(setup),
         "not_measured": {
             "channels_last": "a memory format for 4-D (NCHW) conv activations; GPT-2 has no conv layers, "
             "so there is nothing for it to change",
         },
-        "comparison": comparison,
+        "comparison": compared,
         "variants": variants,
         "runs": results,
-        "lockstep_seconds": round(lockstep_seconds, 1),
+        "lockstep_seconds": round(lockstep.seconds, 1),
         "waited_for_quiet_seconds": round(sum(tracker.waited), 1),
         "waits": tracker.waited,
         "total_seconds": round(time.perf_counter() - began, 1),

@@ -9,17 +9,11 @@ import pytest
 from filelock import FileLock
 
 import stages  # noqa: F401  (before anything loads torch: the tests compute as a stage does, aitale/machine.py)
-from tests.helpers import (
-    REPO,
-    git_commit,
-    make_project,
-    recording_params_reads,
-    reference_corpus_dir,
-    run_stage,
-    sh,
-    tiny_params,
-    train,
-)
+from tests.support.params import recording_params_reads, tiny_params
+from tests.support.projects import make_project
+from tests.support.repo import REPO, reference_corpus_dir
+from tests.support.shell import git_commit, sh
+from tests.support.stages import run_stage, train
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from aitale.data.augment import (
 )
 from aitale.data.records import Story
 from aitale.data.stories import load_stories
-from tests.helpers import REPO
+from tests.support.repo import REPO
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,9 @@ import json
 
 from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
 
-from tests.helpers import run_stage, tiny_gpt2, tiny_params
+from tests.support.models import tiny_gpt2
+from tests.support.params import tiny_params
+from tests.support.stages import run_stage
 
 
 def test_check_accepts_a_t5_folder_without_n_positions(dvc_project, tmp_path):

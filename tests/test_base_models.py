@@ -2,7 +2,7 @@
 
 The real checkpoints (gpt2 ... gpt2-large, EleutherAI/gpt-neo-1.3B) cannot be downloaded here, so each
 architecture is a tiny random-weight model built from its config and saved with save_pretrained
-(tests/helpers.py ``tiny_base``): the stages load it from that folder exactly as they load a hub name.
+(tests/support/models.py ``tiny_base``): the stages load it from that folder exactly as they load a hub name.
 """
 
 import json
@@ -19,7 +19,10 @@ from aitale.export.build import FP32, INT8, TORCHSCRIPT, check_parity, export_al
 from aitale.generation.batch import generate_one
 from aitale.generation.decoders import OnnxDecoder, load_decoder
 from aitale.modeling.model import load_trained
-from tests.helpers import ARCHITECTURES, REPO, run_stage, tiny_base, tiny_params
+from tests.support.models import ARCHITECTURES, tiny_base
+from tests.support.params import tiny_params
+from tests.support.repo import REPO
+from tests.support.stages import run_stage
 from tests.test_export import GREEDY, TITLES
 from tests.test_export import PARAMS as SAMPLED
 

@@ -12,7 +12,9 @@ from aitale.evaluation import control
 from aitale.io import read_jsonl
 from aitale.modeling.baseline import Baseline, Example, SavedBaseline, Task, baseline_to_json
 from aitale.modeling.classify import EMOTIONS, Judge
-from tests.helpers import REPO, run_stage, tiny_params
+from tests.support.params import tiny_params
+from tests.support.repo import REPO
+from tests.support.stages import run_stage
 
 TASKS = ("theme", "style", "age", "emotion")
 

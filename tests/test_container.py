@@ -29,7 +29,7 @@ import psutil
 import pytest
 import yaml
 
-from tests.helpers import REPO
+from tests.support.repo import REPO
 
 pytestmark = pytest.mark.container
 

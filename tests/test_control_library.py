@@ -9,7 +9,7 @@ import pytest
 
 from aitale.evaluation.control import DIMENSIONS
 from aitale.io import read_jsonl
-from tests.helpers import REPO
+from tests.support.repo import REPO
 
 HEADS = ("theme", "style", "age", "emotion")
 

@@ -16,7 +16,7 @@ import yaml
 
 from aitale.serve.__main__ import settings_from
 from aitale.serve.settings import ServeSettings
-from tests.helpers import REPO
+from tests.support.repo import REPO
 
 K8S = REPO / "deploy/k8s"
 PREFIX = "AITALE_SERVE_"

@@ -23,7 +23,8 @@ from aitale.io import read_jsonl, write_jsonl
 from aitale.modeling.blocks import load_blocks
 from aitale.modeling.distill import bits_per_byte, distill_loss
 from stages import distill as stage
-from tests.helpers import run_stage, tiny_params
+from tests.support.params import tiny_params
+from tests.support.stages import run_stage
 
 CONTEXT = 64
 TEACHER = {"n_layer": 1, "n_head": 2, "n_embd": 32}

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from tests.helpers import manifest, run_stage
+from tests.support.repo import manifest
+from tests.support.stages import run_stage
 
 GRIMM, AESOP = 2591, 28
 

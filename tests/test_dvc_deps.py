@@ -21,7 +21,10 @@ from dvc.dependency.param import ParamsDependency
 from dvc.repo import Repo
 
 from tests.dvc_deps import import_closure, render
-from tests.helpers import REPO, clone_project, recording_params_reads, set_param, sh, tiny_params
+from tests.support.params import recording_params_reads, set_param, tiny_params
+from tests.support.projects import clone_project
+from tests.support.repo import REPO
+from tests.support.shell import sh
 
 CODE = ("aitale/", "stages/")
 VALIDATES_EVERYTHING = "check"  # reads no key one by one: it validates the whole file

@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from tests.helpers import REPO, run_stage, tiny_params
+from tests.support.params import tiny_params
+from tests.support.repo import REPO
+from tests.support.stages import run_stage
 
 NARRATIVE = {"coherence", "arc_consistency", "character_consistency", "age_appropriateness", "creativity", "grammar"}
 

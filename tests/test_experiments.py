@@ -16,7 +16,9 @@ from pathlib import Path
 
 import yaml
 
-from tests.helpers import REPO, clone_project, downstream, ran, sh
+from tests.support.projects import clone_project, downstream, ran
+from tests.support.repo import REPO
+from tests.support.shell import sh
 
 SEED = 1234  # train.seed of the workspace experiment
 LEARNING_RATES = ("0.001", "0.003")  # train.scratch.learning_rate of the queued sweep

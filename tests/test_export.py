@@ -27,7 +27,9 @@ from aitale.export.build import FP32, INT8, TORCHSCRIPT, check_parity, export_al
 from aitale.generation.batch import generate_one
 from aitale.generation.decoders import ModelFileError, OnnxDecoder, TorchScriptDecoder, full_inputs
 from aitale.generation.sampling import GenerationSettings, process
-from tests.helpers import run_stage, tiny_gpt2, tiny_params
+from tests.support.models import tiny_gpt2
+from tests.support.params import tiny_params
+from tests.support.stages import run_stage
 
 TITLES = ["The Tiny Test", "A Fox in the Snow"]
 PARAMS = GenerationSettings(

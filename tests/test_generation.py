@@ -8,7 +8,7 @@ from aitale.export.build import FP32, export_all
 from aitale.generation.batch import LENGTH, STOP, Batch, Row, generate, generate_one
 from aitale.generation.decoders import OnnxDecoder, TorchDecoder
 from aitale.generation.sampling import GenerationSettings
-from tests.helpers import tiny_gpt2
+from tests.support.models import tiny_gpt2
 
 PROMPTS = [[5, 6, 7], [8, 9, 10, 11, 12, 13], [20], [30, 31, 32, 33]]
 SAMPLED = GenerationSettings(

@@ -8,7 +8,7 @@ import pytest
 
 from aitale.evaluation import grammar
 from aitale.evaluation.ladder import rungs
-from tests.helpers import REPO
+from tests.support.repo import REPO
 
 SENTENCES = [
     "The cat sat on the mat.",

@@ -9,7 +9,7 @@ from aitale.data.gutenberg import BookStory, decode_book, parse_book, split_stor
 from aitale.data.normalize import normalize_text
 from aitale.data.text import word_count
 from aitale.errors import SourceError
-from tests.helpers import manifest
+from tests.support.repo import manifest
 
 BLUE_FAIRY, GRIMM, AESOP = 503, 2591, 28
 INDIAN, RUSSIAN, PERRAULT, HOUSEHOLD = 7128, 22373, 29021, 5314

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from aitale.io import read_jsonl
-from tests.helpers import REPO, manifest, run_stage, set_param
+from tests.support.params import set_param
+from tests.support.repo import REPO, manifest
+from tests.support.stages import run_stage
 
 SPLITS = ("train", "val", "test")
 BOOKS = [17208, 29021]  # two Perrault translations: many of their tales are told in both

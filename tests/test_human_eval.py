@@ -23,7 +23,9 @@ from aitale.generation.config import generation_config
 from aitale.modeling.tokenizer import train_bpe
 from aitale.params import GenerateParams, load_section
 from stages import human_eval
-from tests.helpers import REPO, run_stage, tiny_params
+from tests.support.params import tiny_params
+from tests.support.repo import REPO
+from tests.support.stages import run_stage
 
 TITLES = ["The Lantern Fox", "The Snow Hare's Secret"]
 CRITERIA = [

@@ -7,7 +7,8 @@ import pytest
 from aitale.data.stories import load_stories
 from aitale.evaluation.ladder import rungs
 from aitale.evaluation.metrics import BESIDE, HEADLINE, story_metrics
-from tests.helpers import REPO, run_stage
+from tests.support.repo import REPO
+from tests.support.stages import run_stage
 
 STORIES = [s.text for s in load_stories(REPO / "data/stories")[:3]]
 

@@ -13,7 +13,7 @@ from aitale.data.stories import load_stories
 from aitale.data.text import WORD, paragraphs, sentences
 from aitale.evaluation.ladder import GOAL, RUNGS, climb, rungs, tau
 from aitale.evaluation.metrics import HEADLINE, screenless_metrics
-from tests.helpers import REPO
+from tests.support.repo import REPO
 
 STORIES = [s.text for s in load_stories(REPO / "data/stories")]
 STORY = STORIES[5]

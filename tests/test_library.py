@@ -24,7 +24,9 @@ from aitale.errors import SourceError
 from aitale.io import read_jsonl
 from aitale.labels import SAFETY_CATEGORIES, STYLES
 from aitale.params import PrepareParams, load_section
-from tests.helpers import REPO, manifest, run_stage, set_param
+from tests.support.params import set_param
+from tests.support.repo import REPO, manifest
+from tests.support.stages import run_stage
 
 LIBRARY = Path(os.environ.get("AITALE_LIBRARY", REPO.parent / "shared" / "corpus" / "library"))
 pytestmark = pytest.mark.skipif(

@@ -1,7 +1,8 @@
 """The memory plan (params `memory`): LoRA adapters through peft, gradient checkpointing, bf16 frozen weights,
 and what FSDP refuses (its runs under torchrun are in tests/test_resume_ddp.py).
 
-On the tiny random GPT-2, GPT-Neo and T5 of tests/helpers.py, trained a few dozen steps on one fixed batch: seconds.
+On the tiny random GPT-2, GPT-Neo and T5 of tests/support/models.py, trained a few dozen steps on one fixed batch:
+seconds.
 """
 
 import pytest
@@ -14,7 +15,7 @@ from aitale.modeling.memory import apply_plan, check_runtime, merged
 from aitale.modeling.model import load_trained
 from aitale.modeling.trainer import rank_chunks
 from aitale.params import MemoryParams, validate
-from tests.helpers import ARCHITECTURES, tiny_base
+from tests.support.models import ARCHITECTURES, tiny_base
 
 CPU = Runtime(device=torch.device("cpu"), rank=0, world=1, dtype=None)
 CPU_BF16 = Runtime(device=torch.device("cpu"), rank=0, world=1, dtype=torch.bfloat16)

@@ -36,7 +36,7 @@ from aitale.evaluation.narrative.characters import character_consistency, charac
 from aitale.evaluation.narrative.creativity import distinct_n, repetition_rate
 from aitale.evaluation.narrative.diversity import self_bleu
 from aitale.safety.labelled import load_passages
-from tests.helpers import REPO
+from tests.support.repo import REPO
 
 BOOKS = (503, 2591, 28)
 HELD_OUT = (640, 5314, 7128, 11339, 17208, 22373, 29021)

@@ -9,7 +9,8 @@ import pytest
 
 from aitale.errors import ParamsError
 from aitale.params import DataParams, PrepareParams, load_params, load_section
-from tests.helpers import REPO, set_param
+from tests.support.params import set_param
+from tests.support.repo import REPO
 
 
 def params_with(tmp_path: Path, section: str, dotted: str, value) -> Path:

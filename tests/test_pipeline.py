@@ -13,7 +13,10 @@ import pytest
 import yaml
 
 from aitale.io import read_jsonl
-from tests.helpers import REPO, clone_project, downstream, git_commit, make_project, ran, set_param, sh
+from tests.support.params import set_param
+from tests.support.projects import clone_project, downstream, make_project, ran
+from tests.support.repo import REPO
+from tests.support.shell import git_commit, sh
 
 ALL_STAGES = {
     "check",

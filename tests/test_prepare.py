@@ -11,7 +11,8 @@ from aitale.data.books import load_books
 from aitale.data.structure import END_OF_TEXT, TITLE
 from aitale.io import read_jsonl
 from aitale.safety import legacy
-from tests.helpers import REPO, manifest, run_stage
+from tests.support.repo import REPO, manifest
+from tests.support.stages import run_stage
 
 SPLITS = ("train", "val", "test")
 FIELDS = {"id", "title", "text", "source", "collection", "age_group", "themes", "augmented", "structured", "tale"}

@@ -17,7 +17,8 @@ import yaml
 from moto.server import ThreadedMotoServer
 from transformers import AutoModelForCausalLM
 
-from tests.helpers import clone_project, git_commit, sh
+from tests.support.projects import clone_project
+from tests.support.shell import git_commit, sh
 
 # What a clone can only get from the remote: DVC-cached outputs, ignored by git.
 PULLED = [

@@ -11,7 +11,9 @@ import subprocess
 import sys
 
 from aitale.machine import NATIVE, PINNED_ENV
-from tests.helpers import REPO, tiny_params, train
+from tests.support.params import tiny_params
+from tests.support.repo import REPO
+from tests.support.stages import train
 
 # Two of the reference books, with enough of what the screen removes that the order of its rules shows.
 BOOKS = "[2591, 5314]"

@@ -23,7 +23,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2LMHeadModel, p
 
 from aitale.data.structure import prompt
 from aitale.modeling.blocks import load_blocks
-from tests.helpers import REPO, clone_project, sh, tiny_params
+from tests.support.params import tiny_params
+from tests.support.projects import clone_project
+from tests.support.repo import REPO
+from tests.support.shell import sh
 
 STEPS = 30
 KILL_AFTER = 5  # kill once a checkpoint at this step or later is on disk

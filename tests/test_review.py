@@ -18,7 +18,9 @@ import pytest
 import yaml
 
 from aitale.evaluation.metrics import HEADLINE
-from tests.helpers import REPO, clone_project, git_commit, sh
+from tests.support.projects import clone_project
+from tests.support.repo import REPO
+from tests.support.shell import git_commit, sh
 
 # Not test_pipeline.py's edit (0.5): the clones share a DVC cache, and a run-cache entry from here would let its
 # `dvc repro` of that edit restore evaluate instead of running it.

@@ -15,7 +15,8 @@ from aitale.safety.classifier import Featurizer, fit
 from aitale.safety.concepts import Concepts
 from aitale.safety.labelled import load_passages
 from aitale.safety.rules import Rules
-from tests.helpers import REPO, run_stage
+from tests.support.repo import REPO
+from tests.support.stages import run_stage
 
 LEXICON = yaml.safe_load((REPO / "data/safety/rules.yaml").read_text())
 PASSAGES = load_passages(REPO / "data/safety/passages.jsonl")

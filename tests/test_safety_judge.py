@@ -11,7 +11,7 @@ from aitale.safety.labelled import load_passages
 from aitale.safety.lemmas import tokens
 from aitale.safety.profanity import Profanity, extract
 from aitale.safety.wordnet import open_wordnet
-from tests.helpers import REPO
+from tests.support.repo import REPO
 
 SPEC = yaml.safe_load((REPO / "data/safety/concepts.yaml").read_text())
 

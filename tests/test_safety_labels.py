@@ -8,7 +8,7 @@ import pytest
 
 from aitale.safety.card import BEGIN, END
 from aitale.safety.labelled import load_passages, problems, split_of
-from tests.helpers import REPO
+from tests.support.repo import REPO
 
 PASSAGES = REPO / "data/safety/passages.jsonl"
 CORPUS = REPO.parent / "shared" / "corpus"

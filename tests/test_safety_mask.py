@@ -13,7 +13,8 @@ from aitale.generation.decoders import OnnxDecoder, TorchDecoder
 from aitale.generation.sampling import GenerationSettings
 from aitale.safety.mask import TokenMask, policy_words, token_texts
 from aitale.safety.rules import Rules
-from tests.helpers import REPO, tiny_gpt2
+from tests.support.models import tiny_gpt2
+from tests.support.repo import REPO
 
 RULES = Rules(yaml.safe_load((REPO / "data/safety/rules.yaml").read_text()))
 SENTENCES = [

@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from aitale.io import write_text
-from tests.helpers import run_stage
+from tests.support.stages import run_stage
 
 
 def screen(dvc_project, source, out, *extra):

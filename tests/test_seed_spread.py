@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from tests.helpers import REPO, clone_project, sh
+from tests.support.projects import clone_project
+from tests.support.repo import REPO
+from tests.support.shell import sh
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import yaml
 from aitale.data.stories import load_stories
 from aitale.data.text import word_count
 from aitale.errors import SourceError
-from tests.helpers import REPO
+from tests.support.repo import REPO
 
 STORIES = load_stories(REPO / "data/stories")
 

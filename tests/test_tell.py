@@ -5,7 +5,7 @@ import shutil
 import subprocess
 import sys
 
-from tests.helpers import REPO
+from tests.support.repo import REPO
 
 STORY = ["--title", "The Lantern Fox", "--age-group", "3-5", "--theme", "kindness", "--style", "bedtime"]
 

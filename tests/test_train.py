@@ -22,7 +22,8 @@ from aitale.data.structure import CONTROL_TOKENS, PART_TOKENS, SPECIAL_TOKENS, p
 from aitale.io import read_jsonl
 from aitale.labels import THEMES
 from aitale.modeling.tracking import loss_curve
-from tests.helpers import run_stage, tiny_params, train
+from tests.support.params import tiny_params
+from tests.support.stages import run_stage, train
 
 
 def test_scratch_tokenizer_keeps_structure_tokens_whole(tiny_data):

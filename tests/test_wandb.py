@@ -13,7 +13,11 @@ from wandb.sdk.internal.datastore import DataStore
 from aitale.generation.config import default_settings
 from aitale.io import read_jsonl, write_jsonl
 from aitale.modeling.tracking import steps_tsv
-from tests.helpers import REPO, clone_project, ran, run_stage, sh, tiny_params, train
+from tests.support.params import tiny_params
+from tests.support.projects import clone_project, ran
+from tests.support.repo import REPO
+from tests.support.shell import sh
+from tests.support.stages import run_stage, train
 from tests.test_distill import STUDENT, TRAIN_STORIES, one_thread, stage_args
 from tests.test_evaluate import evaluate
 from tests.test_pipeline import lock_hashes

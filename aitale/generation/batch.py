@@ -100,6 +100,35 @@ class Rows:
             elif len(row.tokens) >= row.settings.max_new_tokens:
                 row.finish_reason = LENGTH
 
+    def advance(self) -> list[Row]:
+        """One token for every row; the rows that ended with it leave the batch and are returned."""
+        if not self.rows:
+            return []
+        ids = np.array([[row.tokens[-1]] for row in self.rows], dtype=np.int64)
+        self.extend(self.rows, self._step(ids)[:, -1])
+        ended = [row for row in self.rows if row.done]
+        if ended:
+            self.remove(ended)
+        return ended
+
+    def remove(self, rows: Sequence[Row], reason: str = CANCELLED) -> None:
+        """Drop ``rows`` (those not ended yet end with ``reason``) and what the batch holds for them only."""
+        leaving = {id(row) for row in rows}
+        for row in rows:
+            if not row.done:
+                row.finish_reason = reason
+        keep = [i for i, row in enumerate(self.rows) if id(row) not in leaving]
+        self._keep(keep)
+        self.rows = [self.rows[i] for i in keep]
+
+    def _step(self, ids: np.ndarray) -> np.ndarray:
+        """Feed every row its last token (``ids``: rows x 1); the logits (rows, 1, vocab)."""
+        raise NotImplementedError
+
+    def _keep(self, keep: list[int]) -> None:
+        """Keep only the rows at ``keep`` (indices into ``self.rows``, still the old rows when called)."""
+        raise NotImplementedError
+
     def _stopped(self, row: Row) -> str | None:
         """The text before a stop string, once the row's text holds one. Only the last tokens are decoded to
         look (an earlier stop string would have ended the row earlier); the whole text only on a find."""
@@ -142,31 +171,16 @@ class Batch(Rows):
             self.rows += [rows[i] for i in joining]
         return [row for row in rows if row.done]
 
-    def advance(self) -> list[Row]:
-        """One token for every row; the rows that ended with it leave the batch and are returned."""
-        if not self.rows:
-            return []
+    def _step(self, ids: np.ndarray) -> np.ndarray:
         n = len(self.rows)
-        ids = np.array([[row.tokens[-1]] for row in self.rows], dtype=np.int64)
         positions = self.slots.lengths[:n, None].copy()  # each row's cache holds all but its last token
         self.slots.make_room()
         logits, new = self.decoder.step_new(ids, self.slots.mask[:n], positions, self.slots.past(n))
         self.slots.append(new)
-        self.extend(self.rows, logits[:, -1])
-        ended = [row for row in self.rows if row.done]
-        if ended:
-            self.remove(ended)
-        return ended
+        return logits
 
-    def remove(self, rows: Sequence[Row], reason: str = CANCELLED) -> None:
-        """Drop ``rows`` (those not ended yet end with ``reason``) and free their slots."""
-        leaving = {id(row) for row in rows}
-        for row in rows:
-            if not row.done:
-                row.finish_reason = reason
-        keep = [i for i, row in enumerate(self.rows) if id(row) not in leaving]
-        self.slots.keep(keep, len(self.rows))
-        self.rows = [self.rows[i] for i in keep]
+    def _keep(self, keep: list[int]) -> None:
+        self.slots.keep(keep, len(self.rows))  # the leaving rows' slots are freed
 
 
 class Slots:

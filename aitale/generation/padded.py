@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from aitale.generation.batch import CANCELLED, Row, Rows
+from aitale.generation.batch import Row, Rows
 from aitale.generation.decoders import DECODER_ONLY, Cache, CacheLayout, Decoder, full_inputs
 
 
@@ -52,29 +52,14 @@ class PaddedBatch(Rows):
             self._join(joining, caches)
         return [row for row in rows if row.done]
 
-    def advance(self) -> list[Row]:
-        """One token for every row; the rows that ended with it leave the batch and are returned."""
-        if not self.rows:
-            return []
-        batch = len(self.rows)
-        ids = np.array([[row.tokens[-1]] for row in self.rows], dtype=np.int64)
+    def _step(self, ids: np.ndarray) -> np.ndarray:
         positions = np.array([[len(row.prompt) + len(row.tokens) - 1] for row in self.rows], dtype=np.int64)
-        self.mask = np.concatenate([self.mask, np.ones((batch, 1), dtype=np.int64)], axis=1)
+        self.mask = np.concatenate([self.mask, np.ones((len(self.rows), 1), dtype=np.int64)], axis=1)
         logits, self.cache = self.decoder.step(ids, self.mask, positions, self.cache)
-        self.extend(self.rows, logits[:, -1])
-        ended = [row for row in self.rows if row.done]
-        if ended:
-            self.remove(ended)
-        return ended
+        return logits
 
-    def remove(self, rows: Sequence[Row], reason: str = CANCELLED) -> None:
-        """Drop ``rows`` (those not ended yet end with ``reason``) and the cache columns only they needed."""
-        leaving = {id(row) for row in rows}
-        for row in rows:
-            if not row.done:
-                row.finish_reason = reason
-        keep = [i for i, row in enumerate(self.rows) if id(row) not in leaving]
-        self.rows = [self.rows[i] for i in keep]
+    def _keep(self, keep: list[int]) -> None:
+        """The kept rows' cache, less the columns only the leaving rows needed."""
         self.mask = self.mask[keep]
         self.cache = [layer[keep] for layer in self.cache]
         # the leftmost columns may now be padding in every remaining row

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import REPO
+from tests.support.repo import REPO
 
 
 def free_port() -> int:

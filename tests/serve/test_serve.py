@@ -12,8 +12,8 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import REPO
 from tests.serve.serving import serve
+from tests.support.repo import REPO
 
 STORY = {"title": "The Tiny Test", "age_group": "3-5", "themes": ["courage"], "style": "bedtime", "max_tokens": 40}
 

@@ -11,7 +11,7 @@ from aitale.generation.decoders import OnnxDecoder
 from aitale.generation.sampling import GenerationSettings
 from aitale.serve.cache import ResponseCache, cache_key
 from aitale.serve.engine import QUEUE_TIMEOUT, TIMEOUT, Engine, Job
-from tests.helpers import tiny_gpt2
+from tests.support.models import tiny_gpt2
 
 SAMPLED = GenerationSettings(do_sample=True, temperature=0.9, top_k=20, max_new_tokens=24)
 

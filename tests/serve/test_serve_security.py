@@ -9,8 +9,8 @@ import httpx
 import openai
 import pytest
 
-from tests.helpers import REPO
 from tests.serve.serving import serve
+from tests.support.repo import REPO
 
 KEYS = ("alpha-key-0123456789", "beta-key-9876543210")
 STORY = {"title": "The Tiny Test", "age_group": "3-5", "themes": ["courage"], "style": "bedtime", "max_tokens": 12}
