@@ -75,12 +75,10 @@ def run(
     from transformers import AutoTokenizer
 
     from aitale.modeling import device as rt
-    from aitale.modeling.blocks import load_blocks, load_pairs
     from aitale.modeling.checkpoint import CheckpointError
     from aitale.modeling.memory import check_runtime
-    from aitale.modeling.model import auto_class, model_context
-    from aitale.modeling.session import RunFiles, train_stage
-    from aitale.modeling.trainer import evaluate_loss
+    from aitale.modeling.model import auto_class
+    from aitale.modeling.session import RunFiles, train_stage, val_loss
 
     stage = params.chain[args.name]
     try:
@@ -94,9 +92,7 @@ def run(
     model = auto_class(args.base_model).from_pretrained(args.base_model).to(runtime.device)
     hp = train_params.hp.model_copy(update={"learning_rate": params.learning_rate, "epochs": params.epochs})
 
-    block_size = min(hp.block_size, model_context(model))
-    load = load_pairs if model.config.is_encoder_decoder else load_blocks
-    parent_loss = evaluate_loss(model, load(args.val, tokenizer, block_size, stage.selects), hp.batch_size, runtime)
+    parent_loss = val_loss(model, tokenizer, args.val, hp, stage.selects, runtime)
     try:
         metrics = train_stage(
             f"specialise@{args.name}",

@@ -17,7 +17,7 @@ from aitale.modeling.device import Runtime
 from aitale.modeling.memory import apply_plan, merged
 from aitale.modeling.model import model_context
 from aitale.modeling.tracking import Tracker
-from aitale.modeling.trainer import Schedule, fit, sample_settings
+from aitale.modeling.trainer import Schedule, evaluate_loss, fit, sample_settings
 from aitale.modeling.wandb_run import OFF, WandbRun, start_run
 from aitale.params import GenerateParams, Hyperparams, MemoryParams, TrainParams
 
@@ -124,9 +124,27 @@ def train_and_save(
 
 def split_blocks(model, tokenizer, train_path, val_path, block_size, keep, train_params: TrainParams):
     """Train and val blocks: packed text for a causal LM, (request, story) pairs for a sequence-to-sequence one."""
-    load = load_pairs if model.config.is_encoder_decoder else load_blocks
+    load = _loader(model)
     train = load(train_path, tokenizer, block_size, keep, train_params.control_dropout, train_params.seed)
     return train, load(val_path, tokenizer, block_size, keep)
+
+
+def val_loss(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    val_path: str,
+    hp: Hyperparams,
+    keep: Callable[[dict], bool] | None,
+    runtime: Runtime,
+) -> float:
+    """The model's loss on the ``keep`` stories of the val split, blocked as :func:`train_and_save` blocks them
+    (a specialised model's parent is measured so, before training)."""
+    block_size = min(hp.block_size, model_context(model))
+    return evaluate_loss(model, _loader(model)(val_path, tokenizer, block_size, keep), hp.batch_size, runtime)
+
+
+def _loader(model: PreTrainedModel):
+    return load_pairs if model.config.is_encoder_decoder else load_blocks
 
 
 def _schedule(train_params: TrainParams, generate: GenerateParams) -> Schedule:
