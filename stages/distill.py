@@ -94,10 +94,10 @@ def run(args, params: DistillParams, train_params: TrainParams, evaluate: Evalua
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    from aitale.io import atomic_dir, read_jsonl, write_json
+    from aitale.io import read_jsonl
     from aitale.modeling import device as rt
     from aitale.modeling.blocks import load_blocks
-    from aitale.modeling.distill import Recipe, build_student, distill, parameter_count, weights_bytes
+    from aitale.modeling.distill import Recipe, build_student, distill, parameter_count, scores
     from aitale.modeling.model import model_context
     from aitale.modeling.wandb_run import start_run
 
@@ -106,98 +106,101 @@ def run(args, params: DistillParams, train_params: TrainParams, evaluate: Evalua
     teacher = AutoModelForCausalLM.from_pretrained(args.teacher).to(runtime.device).eval()
     torch.manual_seed(params.seed)
     student = build_student(teacher, params).to(runtime.device)
-    sizes = {"teacher": parameter_count(teacher), "student": parameter_count(student)}
-    if sizes["student"] >= sizes["teacher"]:
-        log.error(
-            "%s: invalid params\n  distill: a student of n_layer %d, n_head %d, n_embd %d has %d parameters, "
-            "not fewer than the teacher's %d; make it smaller",
-            args.config,
-            params.n_layer,
-            params.n_head,
-            params.n_embd,
-            sizes["student"],
-            sizes["teacher"],
-        )
+    if parameter_count(student) >= parameter_count(teacher):
+        _too_large(args.config, params, parameter_count(student), parameter_count(teacher))
         return 2
 
-    context = model_context(teacher)
-    block_size = min(train_params.hp.block_size, context)
+    block_size = min(train_params.hp.block_size, model_context(teacher))
     train = load_blocks(args.train, tokenizer, block_size)
     val = load_blocks(args.val, tokenizer, block_size)
     texts = [record["structured"] for record in read_jsonl(args.test)]
-    scores = {
-        "teacher": _scores(teacher, tokenizer, val, texts, params, evaluate, runtime),
-        "untrained_student": _scores(student, tokenizer, val, texts, params, evaluate, runtime),
-    }
+
+    def score(model) -> dict:
+        return scores(model, tokenizer, val, texts, params.batch_size, evaluate.stride, runtime)
+
+    scored = {"teacher": score(teacher), "untrained_student": score(student)}
     log.info(
         "teacher: %d parameters, val loss %.4f, test %.4f bits/byte",
-        sizes["teacher"],
-        scores["teacher"]["val_loss"],
-        scores["teacher"]["test_bits_per_byte"],
+        parameter_count(teacher),
+        scored["teacher"]["val_loss"],
+        scored["teacher"]["test_bits_per_byte"],
     )
 
     recipe = Recipe(weight_decay=train_params.hp.weight_decay, warmup_steps=train_params.hp.warmup_steps)
     config = {"distill": params.model_dump(), **asdict(recipe), "block_size": block_size, "stride": evaluate.stride}
     wandb_run = start_run("distill", config)
     training = distill(student, teacher, train, params, recipe, runtime, wandb_run)
-    scores["student"] = _scores(student, tokenizer, val, texts, params, evaluate, runtime)
-    teacher_config = Path(args.teacher) / "generation_config.json"
-    if teacher_config.is_file():
+    scored["student"] = score(student)
+    if (Path(args.teacher) / "generation_config.json").is_file():
         student.generation_config = GenerationConfig.from_pretrained(args.teacher)
-
-    metrics = {
-        "teacher": {
-            **_shape(teacher),
-            "parameters": sizes["teacher"],
-            "weights_bytes": weights_bytes(args.teacher),
-            **scores["teacher"],
-        },
-        "untrained_student": scores["untrained_student"],
-        "distill": {
-            **params.model_dump(),
-            **training,
-            "block_size": block_size,
-            "train_blocks": len(train),
-            "train_tokens": train.tokens,
-            "val_blocks": len(val),
-            "test_stories": len(texts),
-            "precision": str(runtime.dtype or "fp32").removeprefix("torch."),
-            **math_settings(),
-            "weight_decay": recipe.weight_decay,
-            "warmup_steps": recipe.warmup_steps,
-        },
-    }
-    with atomic_dir(args.output_dir) as staging:
-        student.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        metrics["student"] = {
-            **_shape(student),
-            "parameters": sizes["student"],
-            "weights_bytes": weights_bytes(staging),
-            **scores["student"],
-        }
-        metrics["student_over_teacher"] = {
-            key: round(metrics["student"][key] / metrics["teacher"][key], 4)
-            for key in ("parameters", "weights_bytes", "test_bits_per_byte", "val_loss")
-        }
-        (staging / "README.md").write_text(_model_card(args.output_dir, args.teacher, metrics), encoding="utf-8")
-    write_json(args.metrics, metrics)
-    ratio = metrics["student_over_teacher"]
-    log.info(
-        "student: %d parameters (x%.3f), val loss %.4f, test %.4f bits/byte (x%.3f; untrained %.4f)",
-        sizes["student"],
-        ratio["parameters"],
-        scores["student"]["val_loss"],
-        scores["student"]["test_bits_per_byte"],
-        ratio["test_bits_per_byte"],
-        scores["untrained_student"]["test_bits_per_byte"],
-    )
-
+    run_figures = _figures(params, recipe, training, runtime, block_size, train, val, len(texts))
+    metrics = _save(args, teacher, student, tokenizer, scored, run_figures)
     speed = _speed(args, teacher, student, tokenizer, evaluate.sample_prompts[0]) if args.speed_tokens > 0 else {}
     wandb_run.finish(summary={**metrics, "generation_speed": speed})
     log.info("done in %.0fs", time.perf_counter() - began)
     rt.stop(runtime)
     return 0
+
+
+def _figures(params, recipe, training: dict, runtime, block_size: int, train, val, test_stories: int) -> dict:
+    """The metrics' ``distill`` entry: the params, the training's figures and what the run was made of."""
+    return {
+        **params.model_dump(),
+        **training,
+        "block_size": block_size,
+        "train_blocks": len(train),
+        "train_tokens": train.tokens,
+        "val_blocks": len(val),
+        "test_stories": test_stories,
+        "precision": str(runtime.dtype or "fp32").removeprefix("torch."),
+        **math_settings(),
+        "weight_decay": recipe.weight_decay,
+        "warmup_steps": recipe.warmup_steps,
+    }
+
+
+def _too_large(config: str, params: DistillParams, student: int, teacher: int) -> None:
+    log.error(
+        "%s: invalid params\n  distill: a student of n_layer %d, n_head %d, n_embd %d has %d parameters, "
+        "not fewer than the teacher's %d; make it smaller",
+        config,
+        params.n_layer,
+        params.n_head,
+        params.n_embd,
+        student,
+        teacher,
+    )
+
+
+def _save(args, teacher, student, tokenizer, scored: dict, run_figures: dict) -> dict:
+    """The student (with the teacher's tokenizer and a model card) to --output-dir and the metrics to --metrics;
+    returns the metrics."""
+    from aitale.io import atomic_dir, write_json
+    from aitale.modeling.distill import described, ratios
+
+    metrics = {
+        "teacher": described(teacher, args.teacher, scored["teacher"]),
+        "untrained_student": scored["untrained_student"],
+        "distill": run_figures,
+    }
+    with atomic_dir(args.output_dir) as staging:
+        student.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        metrics["student"] = described(student, staging, scored["student"])
+        metrics["student_over_teacher"] = ratios(metrics["student"], metrics["teacher"])
+        (staging / "README.md").write_text(_model_card(args.output_dir, args.teacher, metrics), encoding="utf-8")
+    write_json(args.metrics, metrics)
+    ratio = metrics["student_over_teacher"]
+    log.info(
+        "student: %d parameters (x%.3f), val loss %.4f, test %.4f bits/byte (x%.3f; untrained %.4f)",
+        metrics["student"]["parameters"],
+        ratio["parameters"],
+        scored["student"]["val_loss"],
+        scored["student"]["test_bits_per_byte"],
+        ratio["test_bits_per_byte"],
+        scored["untrained_student"]["test_bits_per_byte"],
+    )
+    return metrics
 
 
 def _speed(args, teacher, student, tokenizer, title: str) -> dict:
@@ -252,23 +255,6 @@ def _speed(args, teacher, student, tokenizer, title: str) -> dict:
         )
         log.info("speed written to %s", args.bench_output)
     return speed["speed"]
-
-
-def _scores(model, tokenizer, val, texts, params: DistillParams, evaluate: EvaluateParams, runtime) -> dict:
-    from aitale.modeling.distill import bits_per_byte
-    from aitale.modeling.trainer import evaluate_loss
-
-    val_loss = evaluate_loss(model, val, params.batch_size, runtime)
-    model.eval()  # evaluate_loss leaves the model in train mode
-    return {
-        "val_loss": round(val_loss, 4),
-        "test_bits_per_byte": round(bits_per_byte(model, tokenizer, texts, evaluate.stride), 4),
-    }
-
-
-def _shape(model) -> dict:
-    config = model.config
-    return {key: getattr(config, key) for key in ("n_layer", "n_head", "n_embd")} if config.model_type == "gpt2" else {}
 
 
 def _model_card(path: str, teacher: str, metrics: dict) -> str:

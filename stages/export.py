@@ -46,13 +46,7 @@ log = logging.getLogger("export")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cli.stage_parser(__doc__, ExportParams, "export")
-    parser.add_argument("--model", required=True, help="a save_pretrained model folder (with tokenizer)")
-    parser.add_argument("--test", required=True, help="test split (jsonl) from the prepare stage, for bits per byte")
-    parser.add_argument("--output-dir", required=True, help="folder for the exported files")
-    parser.add_argument("--metrics", required=True, help="metrics JSON: sizes, bits per byte, parity")
-    parser.add_argument("--speed", required=True, help="JSON for this run's latency and throughput figures")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     cli.setup_logging()
     try:
         params = load_section(ExportParams, "export", args.config, cli.overrides(args))
@@ -102,8 +96,24 @@ def main(argv: list[str] | None = None) -> int:
     speed["seconds"] = round(time.perf_counter() - started, 1)
     write_json(args.metrics, {"model": str(model_dir), **metrics})
     write_json(args.speed, speed)
+    _report(metrics, speed, model.config.is_encoder_decoder)
+    return 0
+
+
+def _parser():
+    parser = cli.stage_parser(__doc__, ExportParams, "export")
+    parser.add_argument("--model", required=True, help="a save_pretrained model folder (with tokenizer)")
+    parser.add_argument("--test", required=True, help="test split (jsonl) from the prepare stage, for bits per byte")
+    parser.add_argument("--output-dir", required=True, help="folder for the exported files")
+    parser.add_argument("--metrics", required=True, help="metrics JSON: sizes, bits per byte, parity")
+    parser.add_argument("--speed", required=True, help="JSON for this run's latency and throughput figures")
+    return parser
+
+
+def _report(metrics: dict, speed: dict, encoder_decoder: bool) -> None:
+    """The INT8 variant against fp32 and PyTorch, and each goal not met, in the log."""
     ratios = metrics["ratios"] | speed["ratios"]
-    if model.config.is_encoder_decoder:
+    if encoder_decoder:
         log.info("INT8: %.0f%% of the fp32 size (%.0f s)", 100 * ratios["int8_size_vs_onnx_fp32"], speed["seconds"])
     else:
         log.info(
@@ -116,7 +126,6 @@ def main(argv: list[str] | None = None) -> int:
     for name, goal in (metrics["goals"] | speed["goals"]).items():
         if not goal["met"]:
             log.warning("goal not met: %s <= %s (got %s)", name, goal["goal"], ratios[name])
-    return 0
 
 
 def special_ids_problem(config, tokens: int) -> str | None:

@@ -30,12 +30,7 @@ log = logging.getLogger("package")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cli.stage_parser(__doc__, GenerateParams, "generate")
-    parser.add_argument("--weights", required=True, help="folder of trained models: storyteller/ and one per slice")
-    parser.add_argument("--metrics", required=True, help="folder of the training metrics (train.json, specialise/)")
-    parser.add_argument("--output-dir", required=True, help="where the broad model is published")
-    parser.add_argument("--specialised-dir", required=True, help="where the specialised models are published")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     cli.setup_logging()
     try:
         generate = load_section(GenerateParams, "generate", args.config, cli.overrides(args))
@@ -48,13 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     weights, metrics = Path(args.weights), Path(args.metrics)
     slices = specialise.chain
-    # The whole folders are this stage's DVC dependencies: what a removed group left in them would
-    # count as an input, and every clone (which lacks it) would see the stage as changed.
-    stale = sorted(
-        [str(p) for p in weights.iterdir() if p.is_dir() and p.name not in {BROAD, *slices}]
-        + [str(p) for p in (metrics / "specialise").glob("*.json") if p.stem not in slices]
-    )
-    if stale:
+    if stale := _stale(weights, metrics, slices):
         log.error(
             "%s: left by specialised models that params.yaml no longer names (specialise.chain); delete them",
             ", ".join(stale),
@@ -97,6 +86,25 @@ def main(argv: list[str] | None = None) -> int:
             )
     log.info("published %s and %d specialised models", args.output_dir, len(slices))
     return 0
+
+
+def _parser():
+    parser = cli.stage_parser(__doc__, GenerateParams, "generate")
+    parser.add_argument("--weights", required=True, help="folder of trained models: storyteller/ and one per slice")
+    parser.add_argument("--metrics", required=True, help="folder of the training metrics (train.json, specialise/)")
+    parser.add_argument("--output-dir", required=True, help="where the broad model is published")
+    parser.add_argument("--specialised-dir", required=True, help="where the specialised models are published")
+    return parser
+
+
+def _stale(weights: Path, metrics: Path, slices) -> list[str]:
+    """Models and metrics of specialised models that ``slices`` no longer names."""
+    # The whole folders are this stage's DVC dependencies: what a removed group left in them would
+    # count as an input, and every clone (which lacks it) would see the stage as changed.
+    return sorted(
+        [str(p) for p in weights.iterdir() if p.is_dir() and p.name not in {BROAD, *slices}]
+        + [str(p) for p in (metrics / "specialise").glob("*.json") if p.stem not in slices]
+    )
 
 
 def publish(

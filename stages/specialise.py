@@ -21,7 +21,6 @@ import sys
 from aitale import cli
 from aitale.errors import ParamsError
 from aitale.io import read_jsonl
-from aitale.modeling.wandb_run import start_run
 from aitale.params import GenerateParams, MemoryParams, SpecialiseParams, TrainParams, load_section
 
 # torch and the training code are imported once the params are valid (a bad value answers at once).
@@ -76,12 +75,10 @@ def run(
     from transformers import AutoTokenizer
 
     from aitale.modeling import device as rt
-    from aitale.modeling.blocks import load_blocks, load_pairs
     from aitale.modeling.checkpoint import CheckpointError
     from aitale.modeling.memory import check_runtime
-    from aitale.modeling.model import auto_class, model_context
-    from aitale.modeling.session import save_metrics, train_and_save
-    from aitale.modeling.trainer import evaluate_loss
+    from aitale.modeling.model import auto_class
+    from aitale.modeling.session import RunFiles, train_stage, val_loss
 
     stage = params.chain[args.name]
     try:
@@ -95,40 +92,32 @@ def run(
     model = auto_class(args.base_model).from_pretrained(args.base_model).to(runtime.device)
     hp = train_params.hp.model_copy(update={"learning_rate": params.learning_rate, "epochs": params.epochs})
 
-    block_size = min(hp.block_size, model_context(model))
-    load = load_pairs if model.config.is_encoder_decoder else load_blocks
-    parent_loss = evaluate_loss(model, load(args.val, tokenizer, block_size, stage.selects), hp.batch_size, runtime)
-    wandb_run = start_run(f"specialise@{args.name}", enabled=runtime.main)
+    parent_loss = val_loss(model, tokenizer, args.val, hp, stage.selects, runtime)
     try:
-        metrics = train_and_save(
+        metrics = train_stage(
+            f"specialise@{args.name}",
             model,
             tokenizer,
             runtime,
+            RunFiles.from_args(args),
             hp=hp,
             train_params=train_params,
             generate=generate,
-            train_path=args.train,
-            val_path=args.val,
-            output_dir=args.output_dir,
-            checkpoint_dir=args.checkpoints,
-            live_dir=args.live,
-            speed_dir=args.speed,
             keep=stage.selects,
             fingerprint={"stage": stage.model_dump(), "name": args.name},
             memory=memory,
-            wandb_run=wandb_run,
+            summary=lambda metrics: {
+                **metrics,
+                "parent": stage.parent,
+                "slice": stage.slice,
+                "parent_val_loss": round(parent_loss, 4),
+                "parent_val_perplexity": round(math.exp(parent_loss), 3),
+                "val_loss_change": round(metrics["val_loss"] - parent_loss, 4),
+            },
         )
     except CheckpointError as err:
         log.error("%s", err)
         return 2
-    metrics.update(
-        parent=stage.parent,
-        slice=stage.slice,
-        parent_val_loss=round(parent_loss, 4),
-        parent_val_perplexity=round(math.exp(parent_loss), 3),
-        val_loss_change=round(metrics["val_loss"] - parent_loss, 4),
-    )
-    save_metrics(args.metrics, metrics, runtime, wandb_run)
     log.info("%s (from %s): slice val loss %.4f -> %.4f", args.name, stage.parent, parent_loss, metrics["val_loss"])
     rt.stop(runtime)
     return 0

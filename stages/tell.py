@@ -33,6 +33,34 @@ DEFAULT_MODEL, DEFAULT_EXPORT, DEFAULT_SCREEN = "models/storyteller", "models/on
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    cli.setup_logging()
+    try:  # refused before any model is loaded
+        request = StoryRequest(
+            title=args.title,
+            age_group=args.age_group,
+            themes=args.themes,
+            style=args.style,
+            seed=args.seed,
+            max_tokens=args.max_tokens,
+        )
+    except ValidationError as err:
+        for error in err.errors():  # "Input should be '3-5', '6-8' or '9-12'": the message names what is accepted
+            flag = "--" + str(error["loc"][0]).replace("_", "-").replace("themes", "theme")
+            log.error("%s %r: %s", flag, error["input"], error["msg"])
+        return 2
+    if not 0 <= args.redraws <= MAX_REDRAWS:
+        log.error(
+            "--redraws %d: give 0 to %d (at most %d new draws, as the server allows)",
+            args.redraws,
+            MAX_REDRAWS,
+            MAX_REDRAWS,
+        )
+        return 2
+    return run(args, request)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     fields = StoryRequest.model_fields
     parser.add_argument("--title", required=True, help=fields["title"].description)
@@ -70,31 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--format", default="text", choices=["text", "markdown", "json"], help="output format")
     parser.add_argument("--config", default=cli.DEFAULT_CONFIG, help="params file for the default seed")
-    args = parser.parse_args(argv)
-    cli.setup_logging()
-    try:  # refused before any model is loaded
-        request = StoryRequest(
-            title=args.title,
-            age_group=args.age_group,
-            themes=args.themes,
-            style=args.style,
-            seed=args.seed,
-            max_tokens=args.max_tokens,
-        )
-    except ValidationError as err:
-        for error in err.errors():  # "Input should be '3-5', '6-8' or '9-12'": the message names what is accepted
-            flag = "--" + str(error["loc"][0]).replace("_", "-").replace("themes", "theme")
-            log.error("%s %r: %s", flag, error["input"], error["msg"])
-        return 2
-    if not 0 <= args.redraws <= MAX_REDRAWS:
-        log.error(
-            "--redraws %d: give 0 to %d (at most %d new draws, as the server allows)",
-            args.redraws,
-            MAX_REDRAWS,
-            MAX_REDRAWS,
-        )
-        return 2
-    return run(args, request)
+    return parser
 
 
 def run(args, request: StoryRequest) -> int:

@@ -31,15 +31,65 @@ from aitale.modeling import device as rt
 from aitale.modeling.checkpoint import CheckpointError
 from aitale.modeling.memory import check_runtime
 from aitale.modeling.model import build_model
-from aitale.modeling.session import save_metrics, train_and_save
+from aitale.modeling.session import RunFiles, train_stage
 from aitale.modeling.tokenizer import build_tokenizer
-from aitale.modeling.wandb_run import start_run
 from aitale.params import GenerateParams, MemoryParams, ModelParams, TrainParams, hyperparams_mismatch, load_section
 
 log = logging.getLogger("train")
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    cli.setup_logging()
+    try:
+        base = {"base": args.model} if args.model else None
+        model_params = load_section(ModelParams, "model", args.config, base)
+        params = load_section(TrainParams, "train", args.config, cli.overrides(args))
+        memory = load_section(MemoryParams, "memory", args.config)
+        generate = load_section(GenerateParams, "generate", args.config)  # the periodic samples' sampling
+        if problem := hyperparams_mismatch(model_params, params):
+            raise ParamsError(f"{args.config}: invalid params\n  {problem}")
+        runtime = rt.start(params.precision, params.device)
+        check_runtime(memory, runtime)
+    except (ParamsError, rt.DeviceError) as err:
+        log.error("%s", err)
+        return 2
+
+    torch.manual_seed(params.seed)
+    if args.model:
+        log.info("base %s from --model: building its tokenizer (not reading %s)", args.model, args.tokenizer)
+        tokenizer = build_tokenizer(model_params, (r["structured"] for r in read_jsonl(args.train)))
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    model = build_model(model_params, tokenizer)
+    try:
+        metrics = train_stage(
+            "train",
+            model,
+            tokenizer,
+            runtime,
+            RunFiles.from_args(args),
+            hp=params.hp,
+            train_params=params,
+            generate=generate,
+            fingerprint=model_params.model_dump(),
+            memory=memory,
+            summary=lambda metrics: {"base": model_params.base, **metrics},
+        )
+    except CheckpointError as err:
+        log.error("%s", err)
+        return 2
+    log.info(
+        "val loss %.4f (perplexity %.2f) after %d steps",
+        metrics["val_loss"],
+        metrics["val_perplexity"],
+        metrics["steps"],
+    )
+    rt.stop(runtime)
+    return 0
+
+
+def _parser():
     parser = cli.stage_parser(__doc__, TrainParams, "train")
     parser.add_argument(
         "--model",
@@ -66,61 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "--speed", default="metrics/speed/train", help="DVCLive folder for tokens/s and memory (%(default)s)"
     )
     parser.add_argument("--metrics", default="metrics/train.json", help="JSON file for the metrics (%(default)s)")
-    args = parser.parse_args(argv)
-    cli.setup_logging()
-    try:
-        base = {"base": args.model} if args.model else None
-        model_params = load_section(ModelParams, "model", args.config, base)
-        params = load_section(TrainParams, "train", args.config, cli.overrides(args))
-        memory = load_section(MemoryParams, "memory", args.config)
-        generate = load_section(GenerateParams, "generate", args.config)  # the periodic samples' sampling
-        if problem := hyperparams_mismatch(model_params, params):
-            raise ParamsError(f"{args.config}: invalid params\n  {problem}")
-        runtime = rt.start(params.precision, params.device)
-        check_runtime(memory, runtime)
-    except (ParamsError, rt.DeviceError) as err:
-        log.error("%s", err)
-        return 2
-
-    torch.manual_seed(params.seed)
-    if args.model:
-        log.info("base %s from --model: building its tokenizer (not reading %s)", args.model, args.tokenizer)
-        tokenizer = build_tokenizer(model_params, (r["structured"] for r in read_jsonl(args.train)))
-    else:
-        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    model = build_model(model_params, tokenizer)
-    hp = params.hp
-    wandb_run = start_run("train", enabled=runtime.main)  # W&B, when the environment switches it on
-    try:
-        metrics = train_and_save(
-            model,
-            tokenizer,
-            runtime,
-            hp=hp,
-            train_params=params,
-            generate=generate,
-            train_path=args.train,
-            val_path=args.val,
-            output_dir=args.output_dir,
-            checkpoint_dir=args.checkpoints,
-            live_dir=args.live,
-            speed_dir=args.speed,
-            fingerprint=model_params.model_dump(),
-            memory=memory,
-            wandb_run=wandb_run,
-        )
-    except CheckpointError as err:
-        log.error("%s", err)
-        return 2
-    save_metrics(args.metrics, {"base": model_params.base, **metrics}, runtime, wandb_run)
-    log.info(
-        "val loss %.4f (perplexity %.2f) after %d steps",
-        metrics["val_loss"],
-        metrics["val_perplexity"],
-        metrics["steps"],
-    )
-    rt.stop(runtime)
-    return 0
+    return parser
 
 
 if __name__ == "__main__":

@@ -31,7 +31,14 @@ from aitale.evaluation.perplexity import score_texts, torch_logits
 from aitale.modeling.blocks import Blocks
 from aitale.modeling.device import Runtime
 from aitale.modeling.model import gpt2_config, model_context
-from aitale.modeling.trainer import make_optimizer, memory_mb, optimizer_step, planned_steps, step_blocks
+from aitale.modeling.trainer import (
+    evaluate_loss,
+    make_optimizer,
+    memory_mb,
+    optimizer_step,
+    planned_steps,
+    step_blocks,
+)
 from aitale.modeling.wandb_run import OFF, WandbRun
 from aitale.params import DistillParams
 
@@ -172,6 +179,43 @@ def bits_per_byte(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, te
         texts, lambda text: tokenizer(text).input_ids, torch_logits(model), model_context(model), stride
     )
     return score.bits_per_byte
+
+
+def scores(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    val: Blocks,
+    texts: list[str],
+    batch_size: int,
+    stride: int,
+    runtime: Runtime,
+) -> dict:
+    """A model's validation loss and test bits per byte, rounded as the metrics hold them."""
+    val_loss = evaluate_loss(model, val, batch_size, runtime)
+    model.eval()  # evaluate_loss leaves the model in train mode
+    return {
+        "val_loss": round(val_loss, 4),
+        "test_bits_per_byte": round(bits_per_byte(model, tokenizer, texts, stride), 4),
+    }
+
+
+def described(model: PreTrainedModel, folder: str | Path, scored: dict) -> dict:
+    """A model's entry in the metrics: its GPT-2 shape, parameters, the weights' bytes in ``folder``, its scores."""
+    return {**shape(model), "parameters": parameter_count(model), "weights_bytes": weights_bytes(folder), **scored}
+
+
+def shape(model: PreTrainedModel) -> dict:
+    """n_layer, n_head and n_embd of a GPT-2; nothing for another kind of model."""
+    config = model.config
+    return {key: getattr(config, key) for key in ("n_layer", "n_head", "n_embd")} if config.model_type == "gpt2" else {}
+
+
+def ratios(student: dict, teacher: dict) -> dict:
+    """Student over teacher, for the figures that say what distilling gained and cost."""
+    return {
+        key: round(student[key] / teacher[key], 4)
+        for key in ("parameters", "weights_bytes", "test_bits_per_byte", "val_loss")
+    }
 
 
 # --- generation speed: timing, kept out of the metrics -----------------------------------

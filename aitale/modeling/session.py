@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -16,27 +17,60 @@ from aitale.modeling.device import Runtime
 from aitale.modeling.memory import apply_plan, merged
 from aitale.modeling.model import model_context
 from aitale.modeling.tracking import Tracker
-from aitale.modeling.trainer import Schedule, fit, sample_settings
-from aitale.modeling.wandb_run import OFF, WandbRun
+from aitale.modeling.trainer import Schedule, evaluate_loss, fit, sample_settings
+from aitale.modeling.wandb_run import OFF, WandbRun, start_run
 from aitale.params import GenerateParams, Hyperparams, MemoryParams, TrainParams
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """What a training stage reads and writes: the splits, the model folder, the checkpoints, the DVCLive
+    folders (curves and samples; tokens/s and memory) and the metrics file."""
+
+    train: str
+    val: str
+    output_dir: str
+    checkpoints: str
+    live: str
+    speed: str
+    metrics: str
+
+    @classmethod
+    def from_args(cls, args) -> RunFiles:
+        """From a stage's parsed arguments, which name them ``--train``, ``--val``, ``--output-dir``, ..."""
+        return cls(args.train, args.val, args.output_dir, args.checkpoints, args.live, args.speed, args.metrics)
+
+
+def train_stage(
+    name: str,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    runtime: Runtime,
+    files: RunFiles,
+    *,
+    summary: Callable[[dict], dict] = dict,
+    **run,
+) -> dict:
+    """A training stage's run, the same for the broad and the specialised models: a W&B run named ``name``
+    (when the environment switches W&B on), :func:`train_and_save` with ``run``'s keywords, and the metrics
+    (``summary`` of them) written to ``files.metrics`` and W&B. Raises CheckpointError as the trainer does."""
+    wandb_run = start_run(name, enabled=runtime.main)
+    metrics = summary(train_and_save(model, tokenizer, runtime, files, wandb_run=wandb_run, **run))
+    save_metrics(files.metrics, metrics, runtime, wandb_run)
+    return metrics
 
 
 def train_and_save(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     runtime: Runtime,
+    files: RunFiles,
     *,
     hp: Hyperparams,
     train_params: TrainParams,
     generate: GenerateParams,
-    train_path: str,
-    val_path: str,
-    output_dir: str,
-    checkpoint_dir: str,
-    live_dir: str,
-    speed_dir: str,
     keep: Callable[[dict], bool] | None = None,
     fingerprint: dict | None = None,
     memory: MemoryParams | None = None,
@@ -49,21 +83,27 @@ def train_and_save(
     block_size = min(hp.block_size, model_context(model))
     if block_size < hp.block_size:
         log.info("block_size %d clamped to the model's context of %d", hp.block_size, block_size)
-    train, val = split_blocks(model, tokenizer, train_path, val_path, block_size, keep, train_params)
+    train, val = split_blocks(model, tokenizer, files.train, files.val, block_size, keep, train_params)
     identity = {
         "hp": hp.model_dump(),
         "train": train_params.model_dump(exclude={"scratch", "pretrained"}),
         "extra": fingerprint or {},
-        "data": [file_sha256(train_path), file_sha256(val_path)],
+        "data": [file_sha256(files.train), file_sha256(files.val)],
         "init": _weights_digest(model),
         # fsdp is how the weights are laid out, not what they are: a checkpoint is the same file either way
         "memory": memory.model_dump(exclude={"fsdp"}) if memory is not None else None,
     }
     model = apply_plan(model, memory, runtime)
-    checkpoints = Checkpoints(checkpoint_dir, hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest())
+    checkpoints = Checkpoints(
+        files.checkpoints, hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    )
     wandb_run.config({"train": identity["train"], "memory": identity["memory"], **identity["extra"]})
     tracker = Tracker(
-        checkpoints.live, speed_dir, runtime.main, params={"block_size": block_size, **hp.model_dump()}, wandb=wandb_run
+        checkpoints.live,
+        files.speed,
+        runtime.main,
+        params={"block_size": block_size, **hp.model_dump()},
+        wandb=wandb_run,
     )
     shard = memory is not None and memory.fsdp
     metrics = fit(
@@ -75,18 +115,36 @@ def train_and_save(
     tracker.end()
     model = merged(model)
     if runtime.main:
-        with atomic_dir(output_dir) as staging:
+        with atomic_dir(files.output_dir) as staging:
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
-        checkpoints.publish(live_dir)
+        checkpoints.publish(files.live)
     return metrics
 
 
 def split_blocks(model, tokenizer, train_path, val_path, block_size, keep, train_params: TrainParams):
     """Train and val blocks: packed text for a causal LM, (request, story) pairs for a sequence-to-sequence one."""
-    load = load_pairs if model.config.is_encoder_decoder else load_blocks
+    load = _loader(model)
     train = load(train_path, tokenizer, block_size, keep, train_params.control_dropout, train_params.seed)
     return train, load(val_path, tokenizer, block_size, keep)
+
+
+def val_loss(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    val_path: str,
+    hp: Hyperparams,
+    keep: Callable[[dict], bool] | None,
+    runtime: Runtime,
+) -> float:
+    """The model's loss on the ``keep`` stories of the val split, blocked as :func:`train_and_save` blocks them
+    (a specialised model's parent is measured so, before training)."""
+    block_size = min(hp.block_size, model_context(model))
+    return evaluate_loss(model, _loader(model)(val_path, tokenizer, block_size, keep), hp.batch_size, runtime)
+
+
+def _loader(model: PreTrainedModel):
+    return load_pairs if model.config.is_encoder_decoder else load_blocks
 
 
 def _schedule(train_params: TrainParams, generate: GenerateParams) -> Schedule:

@@ -62,27 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             name = str(error["loc"][0]) if error["loc"] else "settings"
             log.error("--%s (AITALE_SERVE_%s): %s", name.replace("_", "-"), name.upper(), error["msg"])
         return 2
-    from aitale.serve.security import is_loopback
-
-    try:
-        keys = settings.keys()
-    except OSError as err:
-        log.error("--api-keys-file: %s", err)
+    if not _keys_allowed(settings):
         return 2
-    if not keys:
-        if not is_loopback(settings.host) and not settings.allow_public_without_keys:
-            log.error(
-                "no API keys are set, so the server only listens on loopback: set AITALE_SERVE_API_KEYS "
-                "(or --api-keys-file) to listen on %s, or pass --allow-public-without-keys",
-                settings.host,
-            )
-            return 2
-        log.warning(
-            "no API keys: anyone who can reach %s:%d may call the API%s",
-            settings.host,
-            settings.port,
-            " (loopback only)" if is_loopback(settings.host) else "",
-        )
     if settings.log_text:
         log.warning("--log-text is on: prompts and stories are written to the log; turn it off outside debugging")
     import uvicorn
@@ -115,6 +96,33 @@ def main(argv: list[str] | None = None) -> int:
 
     DrainingServer(config).run()
     return 0
+
+
+def _keys_allowed(settings: ServeSettings) -> bool:
+    """Whether the server may start with the API keys it has: it refuses (False, with the reason logged) a
+    keys file it cannot read, and a public address without keys unless the settings allow it."""
+    from aitale.serve.security import is_loopback
+
+    try:
+        keys = settings.keys()
+    except OSError as err:
+        log.error("--api-keys-file: %s", err)
+        return False
+    if not keys:
+        if not is_loopback(settings.host) and not settings.allow_public_without_keys:
+            log.error(
+                "no API keys are set, so the server only listens on loopback: set AITALE_SERVE_API_KEYS "
+                "(or --api-keys-file) to listen on %s, or pass --allow-public-without-keys",
+                settings.host,
+            )
+            return False
+        log.warning(
+            "no API keys: anyone who can reach %s:%d may call the API%s",
+            settings.host,
+            settings.port,
+            " (loopback only)" if is_loopback(settings.host) else "",
+        )
+    return True
 
 
 class _Signals:
