@@ -10,10 +10,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 LIMITS = {"aitale": 60, "stages": 60, "benchmarks": 100}
 
-# KNOWN EXCEPTION, to be removed when it is split: benchmarks/train_speed.py's main (296 lines) is being split
-# by another engineer (issue 24). Nothing else may be added here.
-KNOWN_LONG = {"benchmarks/train_speed.py:main"}
-
 
 def long_functions(source: str, limit: int) -> list[tuple[str, int, int]]:
     """(name, first line, length) of each function in ``source`` longer than ``limit`` lines."""
@@ -32,8 +28,7 @@ def test_no_function_is_longer_than_its_folder_allows():
         for path in files:
             name = path.relative_to(REPO).as_posix()
             for function, line, length in long_functions(path.read_text(encoding="utf-8"), limit):
-                if f"{name}:{function}" not in KNOWN_LONG:
-                    over.append(f"{name}:{line} {function} is {length} lines (limit {limit})")
+                over.append(f"{name}:{line} {function} is {length} lines (limit {limit})")
     assert not over, "functions over their folder's limit; split them:\n  " + "\n  ".join(over)
 
 
