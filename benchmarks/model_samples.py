@@ -10,7 +10,7 @@ model's own words, for judging the model rather than what reaches a child.
     .venv/bin/python -m benchmarks.model_samples --model models/storyteller --output /tmp/default.jsonl
     .venv/bin/python -m benchmarks.model_samples --model DIR --screen models/safety --titles "The Moon Hare"
 
-Lines: ``{"id", "title", "text", "age_group", "model", "seed"}`` (what ``stages.judge`` reads).
+Lines: ``{"id", "title", "text", "age_group"}`` (what ``stages.judge`` reads), ids ``NAME-i``.
 """
 
 from __future__ import annotations
@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             except Refused as refused:
                 log.info("%s: %r refused by the screen (%s)", name, title, refused)
                 continue
-        rows.append({"id": f"{name}-{i:02d}", "title": title, "text": text, "age_group": args.age_group,
-                     "model": name, "seed": seed})  # fmt: skip
-        log.info("%s: %r, %d words", name, title, len(text.split()))
+        # the fields stages.judge reads, no more (it rejects unknown keys): the id names the model, the log the seed
+        rows.append({"id": f"{name}-{i:02d}", "title": title, "text": text, "age_group": args.age_group})
+        log.info("%s: %r, seed %d, %d words", name, title, seed, len(text.split()))
     write_jsonl(args.output, rows)
     log.info("%d stories -> %s", len(rows), args.output)
     return 0
