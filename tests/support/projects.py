@@ -44,8 +44,10 @@ def make_project(root: Path, **sections: dict) -> Path:
         text=True,
         check=True,
     ).stdout.splitlines()
+    # the real project's results stay behind: a tiny project has its own metrics, and no seed spread of its own
     for name in files:
-        if (REPO / name).is_file() and not name.startswith(("dvclive/", "metrics/")) and name != "dvc.lock":
+        outputs = ("dvclive/", "metrics/", "benchmarks/results/")
+        if (REPO / name).is_file() and not name.startswith(outputs) and name != "dvc.lock":
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, root / name)
     tiny_params(root / "params.yaml", **sections)
