@@ -42,6 +42,11 @@ def metric(server, name: str, **labels) -> float:
     return 0.0
 
 
+def in_engine(server) -> float:
+    """Requests the engine holds: waiting for a row or in the running batch."""
+    return metric(server, "aitale_waiting_requests") + metric(server, "aitale_running_requests")
+
+
 def test_health_readiness_and_models(server, dvc_project):
     with server.client() as client:
         assert client.get("/health").json() == {"status": "ok"}
@@ -227,13 +232,7 @@ def test_overload_queue_wait_and_deadline_statuses(dvc_project, tmp_path):
 
         first = threading.Thread(target=ask_first)
         first.start()
-        waiting = lambda: (
-            metric(one_at_a_time, "aitale_waiting_requests")
-            + metric(  # noqa: E731
-                one_at_a_time, "aitale_running_requests"
-            )
-        )
-        while first.is_alive() and waiting() < 1:
+        while first.is_alive() and in_engine(one_at_a_time) < 1:
             time.sleep(0.01)
         with one_at_a_time.client() as client:
             refused = client.post("/v1/completions", json={**long, "seed": 1})
