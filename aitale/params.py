@@ -213,7 +213,7 @@ Theme = Literal[THEMES]  # type: ignore[valid-type]
 # --- safety: the content screen (aitale/safety) every text for a child passes -----------------
 
 
-SAFETY_FEATURES = ("pairs", "concepts", "relations", "chars", "profanity", "exceptions")
+SAFETY_FEATURES = ("pairs", "concepts", "relations", "chars", "profanity", "exceptions", "idioms")
 
 
 class OperatingPoint(Strict):

@@ -38,6 +38,7 @@ VARIANTS = {  # name: features (beside lemmas and the rules)
     "+pairs+concepts+relations": ["pairs", "concepts", "relations"],
     "+pairs+concepts+relations+chars": ["pairs", "concepts", "relations", "chars"],
     "+pairs+concepts+relations+chars+exceptions": ["pairs", "concepts", "relations", "chars", "exceptions"],
+    "+pairs+concepts+relations+exceptions+idioms": ["pairs", "concepts", "relations", "exceptions", "idioms"],
     "+pairs+concepts+relations+chars+exceptions+profanity": [
         "pairs",
         "concepts",

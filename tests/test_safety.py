@@ -90,6 +90,18 @@ def test_rules_match_every_inflection_as_a_whole_word():
         Rules({"terms": {"gore": {"never": ["blood"]}}})
 
 
+def test_an_idioms_words_are_not_read_as_harm():
+    concepts = Concepts({"kill": ["kill", "smother"]})
+    rules = Rules({"terms": {"violence": {"never": ["kill"]}}, "exceptions": ["kill time"]})
+    plain = Featurizer(["pairs", "concepts"], concepts, None, rules.excused)  # idioms off: the word is the word
+    idioms = Featurizer(["pairs", "concepts", "idioms"], concepts, None, rules.excused)
+    text = "We killed time, and then the wolf killed the hen."
+    assert plain.words(text).count("kill") == 2 and plain.words(text).count("c:kill") == 2
+    read = idioms.words(text)
+    assert read[:3] == ["we", "i:kill", "i:time"] and "i:kill i:time" in read
+    assert read.count("kill") == 1 and read.count("c:kill") == 1  # the wolf's killing is still a killing
+
+
 def test_the_classifier_scores_as_scikit_learn_does():
     from scipy.sparse import hstack
 

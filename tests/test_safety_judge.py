@@ -85,11 +85,6 @@ def test_idioms_of_harm_pass_for_the_youngest(content_screen):
         assert verdict.safe, (text, verdict.reasons)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="at the shipped operating point (raised until safety.stories_pass of data/stories pass) harm told only "
-    "by what people do scores below the 3-5 threshold; it fails at the cross-validated point",
-)
 def test_harm_told_by_what_people_do_fails_for_the_youngest(content_screen):
     for text in (
         "He pressed the cushion over the old man's face and held it there until the kicking stopped.",

@@ -68,7 +68,9 @@ def test_a_merge_adds_sorted_is_idempotent_and_redoes_the_counts(copy, tmp_path)
         ({"kind": "mild"}, "kind mild needs youngest in ('6-8', '9-12'), not '3-5'"),
         ({"split": "train" if split_of("s9001") == "test" else "test"}, "but the hash of the id says"),
         ({"source": "library:pg1597:65"}, "the text does not start on that line word for word"),
-        ({"source": "pg1597:x"}, "is neither 'written' nor [library:]pg<id>:<line>"),
+        ({"source": "pg1597:x"}, "is neither 'written', [library:]pg<id>:<line> nor stories:<slug>"),
+        ({"source": "stories:a-lullaby-for-puff"}, "the text is not in the story word for word"),
+        ({"source": "stories:no-such-tale"}, "no story"),
         ({"categories": ["violence"]}, "a plain passage lists no category"),
     ],
 )
@@ -93,3 +95,13 @@ def test_a_library_passage_is_checked_against_its_line(copy, tmp_path):
     moved = {**first, "id": "s9002", "split": split_of("s9002"), "source": "library:pg1597:64"}
     new.write_text(json.dumps(moved) + "\n")
     assert merge(str(target), str(new)).returncode == 0  # line 64 is blank: the passage starts on the next
+
+
+def test_a_passage_from_the_projects_stories_is_found_in_its_story(copy, tmp_path):
+    target, _ = copy
+    text = "But one night, Saffra had a cold."  # data/stories/a-lullaby-for-puff.md, word for word
+    new = tmp_path / "new.jsonl"
+    new.write_text(json.dumps(row(text=text, source="stories:a-lullaby-for-puff")) + "\n")
+    assert merge(str(target), str(new)).returncode == 0
+    new.write_text(json.dumps(row(text=text.replace("cold", "cough"), source="stories:a-lullaby-for-puff")) + "\n")
+    assert "the text is not in the story word for word" in merge(str(target), str(new)).stderr

@@ -84,6 +84,7 @@ def fit_screen(
         params.features,
         Concepts(concepts) if {"concepts", "relations"} & set(params.features) else None,
         Profanity(profanity) if "profanity" in params.features and profanity else None,
+        rules.excused,
     )
     folded = [p.model_copy(update={"text": fold(p.text, alikes)}) for p in train]
     scores = out_of_fold(folded, featurizer, params)

@@ -4,7 +4,9 @@ A passage is counted in blocks, each a TF-IDF row of its own (scikit-learn's ``T
 ``sublinear_tf``, l2-normalised per block), side by side:
 
 - ``words``: its lemmas, pairs of neighbouring lemmas, and (with a concept lexicon) its ``c:`` concepts
-  and ``r:`` verb-object relations (:mod:`aitale.safety.concepts`);
+  and ``r:`` verb-object relations (:mod:`aitale.safety.concepts`); with ``idioms``, a word inside one of
+  the rules' exception phrases counts as an idiom's word ("killed time": ``i:kill i:time``), never as the
+  lemma, concept or relation it would be alone;
 - ``chars``: runs of 3 to 5 letters inside each word, with its edges ("smothered" -> " sm", "ther", "red "):
   a word never seen in training still shares its stem with one that was;
 - ``profanity``: alt-profanity-check's score (:mod:`aitale.safety.profanity`), one column.
@@ -19,13 +21,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from aitale.labels import AGE_GROUPS, SAFETY_CATEGORIES
 from aitale.safety.concepts import Concepts
-from aitale.safety.lemmas import tokens
+from aitale.safety.lemmas import Token, tokens
 from aitale.safety.profanity import Profanity
 
 UNSAFE = "unsafe"  # the head that judges a passage for an age group whatever the category
@@ -37,11 +39,20 @@ CHARS = (3, 5)
 class Featurizer:
     """What a passage is counted by: the ``features`` it uses (of pairs, concepts, relations) and their data."""
 
-    def __init__(self, features: Sequence[str], concepts: Concepts | None, profanity: Profanity | None):
+    def __init__(
+        self,
+        features: Sequence[str],
+        concepts: Concepts | None,
+        profanity: Profanity | None,
+        excused: Callable[[str], set[int]] | None = None,  # with ``idioms``: the words an exception covers
+    ):
         self.features, self.concepts, self.profanity = tuple(features), concepts, profanity
+        self.excused = excused if "idioms" in self.features else None
 
     def words(self, text: str) -> list[str]:
         found = tokens(text)
+        if self.excused is not None and (idiom := self.excused(text)):
+            found = tuple(_as_idiom(t) if i in idiom else t for i, t in enumerate(found))
         lemmas = [t.feature for t in found]
         out = list(lemmas)
         if "pairs" in self.features:
@@ -61,6 +72,11 @@ class Featurizer:
 
     def blocks(self) -> list[str]:
         return [b for b in BLOCKS if b == "words" or b in self.features]
+
+
+def _as_idiom(token: Token) -> Token:
+    # no forms and no verb: no concept or relation is read into "kill" in "kill time"
+    return token._replace(feature=f"i:{token.feature}", forms=frozenset(), verb=None)
 
 
 def targets(passages, age_group: str, head: str) -> np.ndarray:

@@ -3,7 +3,8 @@
 A passage is checked against the data card's rules (:func:`problems`): its kind fixes its age
 (``plain``, ``false_friend``, ``classic``: "3-5"; ``mild``: "6-8" or "9-12"; the rest: none), its
 split is the hash of its id, and a passage taken from a book appears word for word from its
-``source`` line (``pg<id>:<line>`` in the reference ten, ``library:pg<id>:<line>`` in the library).
+``source`` line (``pg<id>:<line>`` in the reference ten, ``library:pg<id>:<line>`` in the library), and
+one taken from the project's own stories appears word for word in ``data/stories/<slug>.md`` (``stories:<slug>``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ KIND_AGES = {
 UNTOUCHED = "s0567"  # the last id of the first labelled set, whose test part is reported on its own
 BOOKS = {"": "gutenberg", "library:": "library"}  # source prefix -> folder of ../shared/corpus
 _SOURCE = re.compile(r"^(library:)?pg(\d+):(\d+)$")
+_STORY = re.compile(r"^stories:([a-z0-9-]+)$")
+STORIES = Path(__file__).resolve().parents[2] / "data" / "stories"
 
 
 class Passage(BaseModel):
@@ -92,9 +95,11 @@ def problems(passage: Passage, corpus: Path) -> list[str]:
 
 
 def _source_problems(passage: Passage, corpus: Path) -> list[str]:
+    if story := _STORY.match(passage.source):
+        return _story_problems(passage, STORIES / f"{story.group(1)}.md")
     match = _SOURCE.match(passage.source)
     if not match:
-        return [f"source {passage.source!r} is neither 'written' nor [library:]pg<id>:<line>"]
+        return [f"source {passage.source!r} is neither 'written', [library:]pg<id>:<line> nor stories:<slug>"]
     prefix, book, number = match.group(1) or "", match.group(2), int(match.group(3))
     path = corpus / BOOKS[prefix] / f"pg{book}.txt"
     if not path.exists():
@@ -109,6 +114,14 @@ def _source_problems(passage: Passage, corpus: Path) -> list[str]:
     at = region.find(_letters(passage.text))
     if at < 0 or at >= len(_letters(" ".join(lines[start : first + 1]))):
         return [f"source {passage.source}: the text does not start on that line word for word"]
+    return []
+
+
+def _story_problems(passage: Passage, path: Path) -> list[str]:
+    if not path.exists():
+        return [f"source {passage.source}: no story {path}"]
+    if _letters(passage.text) not in _letters(path.read_text(encoding="utf-8")):
+        return [f"source {passage.source}: the text is not in the story word for word"]
     return []
 
 

@@ -69,7 +69,8 @@ class Rules:
         """The terms that count against ``age_group`` (listed under ``never`` or an older group), sorted."""
         return sorted({term for _, level, term, _ in self._terms if Hit("", term, level, "").flags(age_group)})
 
-    def hits(self, text: str) -> list[Hit]:
+    def excused(self, text: str) -> set[int]:
+        """Indices of the words of ``text`` that an exception phrase covers ("killed time": both words)."""
         words = tokens(text)
         excused = set()
         for start, word in enumerate(words):
@@ -80,6 +81,10 @@ class Rules:
         for pattern in self._exceptions_anywhere:
             for start, end in _matches(words, pattern, set()):
                 excused.update(range(start, end))
+        return excused
+
+    def hits(self, text: str) -> list[Hit]:
+        words, excused = tokens(text), self.excused(text)
         found = []
         for start, word in enumerate(words):
             if start in excused:

@@ -179,9 +179,10 @@ def load_screen(folder: str | Path) -> Screen:
         numbers = {k: arrays[f"profanity_{k}"] for k in ("idf", "coef", "intercept", "a", "b")}
         profanity = Profanity({"vocabulary": saved["profanity"]["vocabulary"], **numbers})
     concepts = Concepts(saved["concepts"]) if saved["concepts"] else None
-    featurizer = Featurizer(saved["classifier"]["features"], concepts, profanity)
+    rules = Rules(saved["lexicon"])
+    featurizer = Featurizer(saved["classifier"]["features"], concepts, profanity, rules.excused)
     return Screen(
-        Rules(saved["lexicon"]),
+        rules,
         Classifier.from_bundle(saved["classifier"], arrays, featurizer),
         saved["thresholds"],
         saved["passage_sentences"],
