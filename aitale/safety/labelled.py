@@ -120,9 +120,14 @@ def _source_problems(passage: Passage, corpus: Path) -> list[str]:
 def _story_problems(passage: Passage, path: Path) -> list[str]:
     if not path.exists():
         return [f"source {passage.source}: no story {path}"]
-    if _letters(passage.text) not in _letters(path.read_text(encoding="utf-8")):
+    if _letters(passage.text) not in _story_letters(path):
         return [f"source {passage.source}: the text is not in the story word for word"]
     return []
+
+
+@lru_cache(maxsize=8)  # a story's passages come one after another: read and reduce it once for all of them
+def _story_letters(path: Path) -> str:
+    return _letters(path.read_text(encoding="utf-8"))
 
 
 @lru_cache(maxsize=8)
